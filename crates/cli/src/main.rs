@@ -1,0 +1,349 @@
+//! `mixtrain`: train, evaluate and fetch data. Parsing and printing only; the work is done by
+//! the library crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use mixtrain_data::{DataDir, Manifest, Source, Split};
+use mixtrain_nn::{Backend, Device, Network, zoo};
+use mixtrain_train::{RunOptions, TrainConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "mixtrain",
+    version,
+    about = "Verifiably robust training of neural networks (MixTrain) on burn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network; writes config, metrics, checkpoints and model.safetensors to --out.
+    Train(TrainArgs),
+    /// Evaluate saved weights on a dataset's test split.
+    Eval(EvalArgs),
+    /// Download a dataset (or copy it from --mirror), verifying checksums.
+    Fetch(FetchArgs),
+    /// List the training presets, models and datasets.
+    List,
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Data directory [env: MIXTRAIN_DATA, default: datasets/cache].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Offline mirror laid out as shared/datasets, used for missing datasets [env: MIXTRAIN_MIRROR].
+    #[arg(long)]
+    mirror: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn dir(&self) -> DataDir {
+        self.data
+            .clone()
+            .map(DataDir::new)
+            .unwrap_or_else(DataDir::from_env)
+    }
+
+    fn mirror(&self) -> Option<PathBuf> {
+        self.mirror.clone().or_else(DataDir::mirror_from_env)
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// A TOML config file.
+    #[arg(long, conflicts_with = "preset")]
+    config: Option<PathBuf>,
+    /// A preset shipped with mixtrain (see `mixtrain list`).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Continue the run in --out from its last checkpoint (its saved config is used).
+    #[arg(long, requires = "out", conflicts_with_all = ["config", "preset"])]
+    resume: bool,
+    /// Run directory [default: runs/<preset or model>-<UTC time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Training method.
+    #[arg(long)]
+    method: Option<String>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate (optimizer.lr).
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    dataset: Option<String>,
+    /// flex (default), ndarray or wgpu.
+    #[arg(long)]
+    backend: Option<String>,
+    /// GPU index for wgpu.
+    #[arg(long)]
+    device: Option<usize>,
+    /// Train on the first N images only.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    test_limit: Option<usize>,
+    /// Override any config field: --set optimizer.kind=sgd --set lr_schedule.kind=cosine.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A model of the zoo.
+    #[arg(long)]
+    model: String,
+    /// Weights: safetensors in PyTorch layout.
+    #[arg(long)]
+    weights: PathBuf,
+    #[arg(long)]
+    dataset: String,
+    /// Evaluate the first N test images only.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    #[arg(long)]
+    device: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    /// Dataset name (see `mixtrain list`).
+    name: String,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train(args),
+        Command::Eval(args) => eval(args),
+        Command::Fetch(args) => fetch(args),
+        Command::List => {
+            println!(
+                "presets:  {}",
+                TrainConfig::preset_names().collect::<Vec<_>>().join(", ")
+            );
+            println!("models:   {}", zoo::NAMES.join(", "));
+            println!(
+                "datasets: {}",
+                Manifest::builtin_names().collect::<Vec<_>>().join(", ")
+            );
+            let backends: Vec<_> = Backend::ALL
+                .iter()
+                .filter(|b| b.is_compiled())
+                .map(|b| b.name())
+                .collect();
+            println!(
+                "backends: {} (default {})",
+                backends.join(", "),
+                Backend::default()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn parse_backend(name: &str, index: Option<usize>) -> Result<(Backend, Device)> {
+    let backend: Backend = name.parse()?;
+    let device = backend.device(index)?;
+    Ok((backend, device))
+}
+
+/// UTC `YYYYMMDD-HHMMSS`, for default run directory names.
+fn timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let mut config = if args.resume {
+        let out = args
+            .out
+            .as_ref()
+            .expect("clap requires --out with --resume");
+        TrainConfig::from_file(&out.join("config.toml"))?
+    } else if let Some(path) = &args.config {
+        TrainConfig::from_file(path)?
+    } else if let Some(preset) = &args.preset {
+        TrainConfig::preset(preset)?
+    } else {
+        TrainConfig::default()
+    };
+    let flags = [
+        ("method", args.method.clone()),
+        ("epochs", args.epochs.map(|v| v.to_string())),
+        ("batch_size", args.batch_size.map(|v| v.to_string())),
+        ("optimizer.lr", args.lr.map(|v| format!("{v:?}"))),
+        ("seed", args.seed.map(|v| v.to_string())),
+        ("model", args.model.clone()),
+        ("dataset", args.dataset.clone()),
+        ("backend", args.backend.clone()),
+        ("device_index", args.device.map(|v| v.to_string())),
+        ("train_limit", args.train_limit.map(|v| v.to_string())),
+        ("test_limit", args.test_limit.map(|v| v.to_string())),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            config.set(key, &toml_value(&value))?;
+        }
+    }
+    for set in &args.sets {
+        let Some((key, value)) = set.split_once('=') else {
+            bail!("--set {set:?}: expected KEY=VALUE");
+        };
+        config.set(key.trim(), value.trim())?;
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args.preset.clone().unwrap_or_else(|| config.model.clone());
+        PathBuf::from("runs").join(format!("{stem}-{}", timestamp()))
+    });
+    let backend: Backend = config.backend;
+    if !backend.is_compiled() {
+        backend.device(None)?;
+    }
+    let opts = RunOptions {
+        out,
+        resume: args.resume,
+        data: args.data.dir(),
+        mirror: args.data.mirror(),
+        quiet: args.quiet,
+    };
+    let summary = mixtrain_train::run(&config, &opts)?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}
+
+/// Flag values are plain strings; quote those that are not TOML numbers or booleans.
+fn toml_value(v: &str) -> String {
+    if v.parse::<f64>().is_ok() || v == "true" || v == "false" {
+        v.to_string()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let (backend, device) = parse_backend(&args.backend, args.device)?;
+    let arch = zoo::architecture(&args.model)?;
+    let net = Network::load_safetensors(&arch, &args.weights, &device)?;
+    let dir = args.data.dir();
+    let manifest = mixtrain_data::ensure(&args.dataset, &dir, args.data.mirror().as_deref())?;
+    let mut set = manifest.load(Split::Test, &dir)?;
+    if let Some(limit) = args.limit {
+        set = set.take(limit);
+    }
+    if set.shape() != arch.input {
+        bail!(
+            "model {} takes inputs {:?}, dataset {} has {:?}",
+            arch.name,
+            arch.input,
+            args.dataset,
+            set.shape()
+        );
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let result = mixtrain_train::evaluate(&net, &set, args.batch_size, &device);
+    if args.json {
+        let mut obj = serde_json::to_value(&result)?;
+        let extra = serde_json::json!({
+            "model": args.model,
+            "dataset": args.dataset,
+            "weights": args.weights,
+            "backend": backend.name(),
+        });
+        if let (Some(o), Some(e)) = (obj.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        println!("{obj}");
+    } else {
+        println!(
+            "{} on {} ({} test images): clean accuracy {:.2}% in {:.2} s",
+            args.model,
+            args.dataset,
+            result.n,
+            100.0 * result.clean_acc,
+            result.seconds
+        );
+    }
+    Ok(())
+}
+
+fn fetch(args: FetchArgs) -> Result<()> {
+    let manifest = Manifest::builtin(&args.name)?;
+    let dir = args.data.dir();
+    let source = match args.data.mirror() {
+        Some(m) => Source::Mirror(m),
+        None => Source::Download,
+    };
+    let report = mixtrain_data::fetch(&manifest, &dir, &source)
+        .with_context(|| format!("fetching {}", args.name))?;
+    println!(
+        "{}: {} fetched, {} already present, in {}",
+        args.name,
+        report.fetched.len(),
+        report.present.len(),
+        dir.dataset(&args.name).display()
+    );
+    Ok(())
+}

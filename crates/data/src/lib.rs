@@ -1,0 +1,143 @@
+//! Datasets for verifiable training: manifests, checksummed downloads, readers and batching.
+//!
+//! Everything here is host-side and backend-free: images are kept as the raw bytes of the
+//! files (`u8` pixels) and turned into `f32` values in `[0, 1]` only when a batch is built. The
+//! network's own input-normalisation layer maps them further, so that an L_inf radius `eps` is
+//! always given in pixel units (see `MIXTRAIN.md`).
+//!
+//! - [`Manifest`]: one TOML file per dataset (`datasets/*.toml`, embedded in the binary):
+//!   official URLs, file names, checksums and format.
+//! - [`fetch`]: download over HTTPS (resumable, verified) or copy from a local mirror laid out as
+//!   `shared/datasets`; a file whose checksum does not match is deleted and reported.
+//! - [`load`]: read a split of a fetched dataset into an [`ImageSet`] with the IDX (MNIST) or
+//!   CIFAR-10 binary readers, each of which reports wrong magic numbers, wrong sizes, truncation
+//!   and missing files as typed [`DataError`]s naming the file.
+//! - [`Batches`]: seeded shuffling and fixed-size batches as `f32` pixels and class labels.
+//!
+//! ```no_run
+//! use mixtrain_data::{DataDir, Split};
+//! let dir = DataDir::from_env();
+//! let test = mixtrain_data::load("mnist", Split::Test, &dir)?;
+//! for batch in test.batches(100, None) {
+//!     assert_eq!(batch.pixels.len(), batch.len() * 28 * 28);
+//! }
+//! # Ok::<(), mixtrain_data::DataError>(())
+//! ```
+
+mod batch;
+mod cifar;
+mod error;
+mod fetch;
+mod idx;
+mod image_set;
+mod manifest;
+
+pub use batch::{Batch, Batches};
+pub use error::DataError;
+pub use fetch::{FetchReport, Source, fetch};
+pub use image_set::ImageSet;
+pub use manifest::{Checksum, FileEntry, Format, Manifest, Unpack};
+
+use std::path::{Path, PathBuf};
+
+/// Which part of a dataset to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        })
+    }
+}
+
+/// Where fetched datasets live: `<root>/<dataset name>/<file>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// The variable that names the data directory.
+    pub const ENV: &'static str = "MIXTRAIN_DATA";
+    /// The variable that names an offline mirror laid out as `shared/datasets`.
+    pub const MIRROR_ENV: &'static str = "MIXTRAIN_MIRROR";
+    /// The default data directory, relative to the working directory (git-ignored in the
+    /// repository).
+    pub const DEFAULT: &'static str = "datasets/cache";
+
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// `MIXTRAIN_DATA` if set and not empty, else [`DataDir::DEFAULT`].
+    pub fn from_env() -> Self {
+        match std::env::var_os(Self::ENV) {
+            Some(dir) if !dir.is_empty() => Self::new(dir),
+            _ => Self::new(Self::DEFAULT),
+        }
+    }
+
+    /// The offline mirror named by `MIXTRAIN_MIRROR`, if any.
+    pub fn mirror_from_env() -> Option<PathBuf> {
+        std::env::var_os(Self::MIRROR_ENV)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of one dataset.
+    pub fn dataset(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+/// Reads one split of a fetched dataset, by manifest name.
+pub fn load(name: &str, split: Split, dir: &DataDir) -> Result<ImageSet, DataError> {
+    Manifest::builtin(name)?.load(split, dir)
+}
+
+/// Makes sure a dataset is present in `dir`: files already there are kept (their checksums were
+/// checked when they were fetched), missing ones are copied from `mirror` when one is given.
+/// With no mirror and missing files this is an error that says how to fetch them.
+pub fn ensure(name: &str, dir: &DataDir, mirror: Option<&Path>) -> Result<Manifest, DataError> {
+    let manifest = Manifest::builtin(name)?;
+    if !manifest.is_present(dir) {
+        match mirror {
+            Some(mirror) => {
+                fetch(&manifest, dir, &Source::Mirror(mirror.to_path_buf()))?;
+            }
+            None => {
+                return Err(DataError::NotFetched {
+                    dataset: name.to_string(),
+                    dir: dir.dataset(name),
+                });
+            }
+        }
+    }
+    Ok(manifest)
+}
+
+/// Reads a whole file, decompressing it when it is gzip (magic `1f 8b`), so that every reader
+/// takes raw or `.gz` files alike. A damaged or cut gzip stream is reported as corrupt.
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    use std::io::Read;
+    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| DataError::corrupt(path, format!("gzip stream: {e}")))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}

@@ -1,0 +1,392 @@
+//! Dataset manifests: the TOML files under `datasets/`, embedded at build time.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{DataDir, DataError, ImageSet, Split, cifar, idx};
+
+/// The manifests shipped with the project, by name.
+const BUILTIN: &[(&str, &str)] = &[
+    ("mnist", include_str!("../../../datasets/mnist.toml")),
+    ("cifar10", include_str!("../../../datasets/cifar10.toml")),
+    (
+        "cifar10-sample",
+        include_str!("../../../datasets/cifar10-sample.toml"),
+    ),
+    (
+        "tiny-imagenet-200",
+        include_str!("../../../datasets/tiny-imagenet-200.toml"),
+    ),
+];
+
+/// How a dataset's files are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// IDX files (MNIST): roles `train-images`, `train-labels`, `test-images`, `test-labels`.
+    Idx,
+    /// CIFAR-10 binary records; the files of each split are listed under `[splits]`.
+    CifarBinary,
+    /// A folder of images per class (Tiny-ImageNet-200's official layout).
+    ImageFolder,
+}
+
+/// An archive that is unpacked into the dataset directory once verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unpack {
+    #[serde(rename = "tar.gz")]
+    TarGz,
+    Zip,
+}
+
+/// The checksum a file must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    Sha256(String),
+    /// Only for files whose publisher gives no sha256 (Tiny-ImageNet-200).
+    Md5(String),
+}
+
+impl Checksum {
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Checksum::Sha256(_) => "sha256",
+            Checksum::Md5(_) => "md5",
+        }
+    }
+
+    pub fn hex(&self) -> &str {
+        match self {
+            Checksum::Sha256(h) | Checksum::Md5(h) => h,
+        }
+    }
+}
+
+/// One file of a dataset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    /// What the file holds (`train-images`, `archive`, ...).
+    pub role: String,
+    /// Its name in the dataset directory and in the mirror.
+    pub name: String,
+    /// Where to download it, tried in order; empty for mirror-only datasets.
+    pub urls: Vec<String>,
+    pub checksum: Checksum,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+    pub unpack: Option<Unpack>,
+}
+
+/// A dataset manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: String,
+    pub description: String,
+    pub format: Format,
+    /// The folder of this dataset inside a mirror laid out as `shared/datasets`.
+    pub mirror_dir: String,
+    pub files: Vec<FileEntry>,
+    /// For `cifar-binary`: the record files of each split, relative to the dataset directory.
+    pub train_files: Vec<String>,
+    pub test_files: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    description: String,
+    format: Format,
+    mirror_dir: String,
+    files: Vec<RawFile>,
+    #[serde(default)]
+    splits: Option<RawSplits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    role: String,
+    name: String,
+    #[serde(default)]
+    urls: Vec<String>,
+    sha256: Option<String>,
+    md5: Option<String>,
+    size: Option<u64>,
+    unpack: Option<Unpack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSplits {
+    train: Vec<String>,
+    test: Vec<String>,
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl Manifest {
+    /// The names of the embedded manifests.
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        BUILTIN.iter().map(|(name, _)| *name)
+    }
+
+    /// An embedded manifest by name.
+    pub fn builtin(name: &str) -> Result<Self, DataError> {
+        let (_, text) =
+            BUILTIN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| DataError::UnknownDataset {
+                    name: name.to_string(),
+                    known: Self::builtin_names().collect::<Vec<_>>().join(", "),
+                })?;
+        Self::parse(name, text)
+    }
+
+    /// A manifest from a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, DataError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses and checks a manifest; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<Self, DataError> {
+        let err = |message: String| DataError::Manifest {
+            manifest: origin.to_string(),
+            message,
+        };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        if raw.files.is_empty() {
+            return Err(err("no [[files]]".into()));
+        }
+        let mut files = Vec::with_capacity(raw.files.len());
+        for f in raw.files {
+            if f.name.is_empty() || f.name.contains(['/', '\\']) || f.name.starts_with('.') {
+                return Err(err(format!("file name {:?} must be a plain name", f.name)));
+            }
+            let checksum = match (f.sha256, f.md5) {
+                (Some(h), None) if is_hex(&h, 64) => Checksum::Sha256(h),
+                (None, Some(h)) if is_hex(&h, 32) => Checksum::Md5(h),
+                (Some(h), None) => {
+                    return Err(err(format!(
+                        "file {}: sha256 {h:?} is not 64 lower-case hex digits",
+                        f.name
+                    )));
+                }
+                (None, Some(h)) => {
+                    return Err(err(format!(
+                        "file {}: md5 {h:?} is not 32 lower-case hex digits",
+                        f.name
+                    )));
+                }
+                _ => {
+                    return Err(err(format!(
+                        "file {}: give exactly one of sha256 or md5",
+                        f.name
+                    )));
+                }
+            };
+            for url in &f.urls {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(err(format!("file {}: url {url:?} is not http(s)", f.name)));
+                }
+            }
+            files.push(FileEntry {
+                role: f.role,
+                name: f.name,
+                urls: f.urls,
+                checksum,
+                size: f.size,
+                unpack: f.unpack,
+            });
+        }
+        let (train_files, test_files) = match (raw.format, raw.splits) {
+            (Format::CifarBinary, Some(s)) if !s.train.is_empty() && !s.test.is_empty() => {
+                (s.train, s.test)
+            }
+            (Format::CifarBinary, _) => {
+                return Err(err(
+                    "format cifar-binary needs [splits] with train and test files".into(),
+                ));
+            }
+            (Format::Idx, _) => {
+                for role in ["train-images", "train-labels", "test-images", "test-labels"] {
+                    if !files.iter().any(|f| f.role == role) {
+                        return Err(err(format!("format idx needs a file with role {role}")));
+                    }
+                }
+                (Vec::new(), Vec::new())
+            }
+            (Format::ImageFolder, _) => (Vec::new(), Vec::new()),
+        };
+        Ok(Manifest {
+            name: raw.name,
+            description: raw.description,
+            format: raw.format,
+            mirror_dir: raw.mirror_dir,
+            files,
+            train_files,
+            test_files,
+        })
+    }
+
+    /// The file with the given role.
+    pub fn file(&self, role: &str) -> Result<&FileEntry, DataError> {
+        self.files
+            .iter()
+            .find(|f| f.role == role)
+            .ok_or_else(|| DataError::Manifest {
+                manifest: self.name.clone(),
+                message: format!("no file with role {role}"),
+            })
+    }
+
+    /// Whether every file the readers need is in the data directory.
+    pub fn is_present(&self, dir: &DataDir) -> bool {
+        self.needed_paths(dir).iter().all(|p| p.is_file())
+    }
+
+    fn needed_paths(&self, dir: &DataDir) -> Vec<PathBuf> {
+        let base = dir.dataset(&self.name);
+        match self.format {
+            Format::Idx => self.files.iter().map(|f| base.join(&f.name)).collect(),
+            Format::CifarBinary => self
+                .train_files
+                .iter()
+                .chain(&self.test_files)
+                .map(|f| base.join(f))
+                .collect(),
+            Format::ImageFolder => vec![base.join(&self.files[0].name)],
+        }
+    }
+
+    /// Reads one split.
+    pub fn load(&self, split: Split, dir: &DataDir) -> Result<ImageSet, DataError> {
+        let base = dir.dataset(&self.name);
+        match self.format {
+            Format::Idx => {
+                let prefix = match split {
+                    Split::Train => "train",
+                    Split::Test => "test",
+                };
+                let images = base.join(&self.file(&format!("{prefix}-images"))?.name);
+                let labels = base.join(&self.file(&format!("{prefix}-labels"))?.name);
+                idx::read_mnist(&images, &labels)
+            }
+            Format::CifarBinary => {
+                let files = match split {
+                    Split::Train => &self.train_files,
+                    Split::Test => &self.test_files,
+                };
+                let paths: Vec<PathBuf> = files.iter().map(|f| base.join(f)).collect();
+                cifar::read_cifar10(&paths)
+            }
+            Format::ImageFolder => Err(DataError::Manifest {
+                manifest: self.name.clone(),
+                message: "the image-folder reader is not part of this build yet".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_manifest_parses() {
+        for name in Manifest::builtin_names() {
+            let m = Manifest::builtin(name).unwrap();
+            assert_eq!(m.name, name, "manifest file name and `name` field agree");
+            assert!(!m.files.is_empty());
+        }
+    }
+
+    #[test]
+    fn official_datasets_have_https_urls_and_sizes() {
+        for name in ["mnist", "cifar10"] {
+            let m = Manifest::builtin(name).unwrap();
+            for f in &m.files {
+                assert!(
+                    f.urls.iter().all(|u| u.starts_with("https://")),
+                    "{}",
+                    f.name
+                );
+                assert!(!f.urls.is_empty() && f.size.is_some(), "{}", f.name);
+            }
+        }
+        assert!(
+            Manifest::builtin("cifar10-sample").unwrap().files[0]
+                .urls
+                .is_empty(),
+            "the sample is mirror-only: it has no official download"
+        );
+    }
+
+    #[test]
+    fn unknown_dataset_lists_known_ones() {
+        let e = Manifest::builtin("imagenet").unwrap_err().to_string();
+        assert!(e.contains("imagenet") && e.contains("mnist") && e.contains("cifar10-sample"));
+    }
+
+    const GOOD: &str = r#"
+name = "toy"
+description = "toy"
+format = "idx"
+mirror_dir = "toy"
+[[files]]
+role = "train-images"
+name = "a"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+[[files]]
+role = "train-labels"
+name = "b"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+[[files]]
+role = "test-images"
+name = "c"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+[[files]]
+role = "test-labels"
+name = "d"
+md5 = "00000000000000000000000000000000"
+"#;
+
+    #[test]
+    fn bad_manifests_are_rejected_with_the_reason() {
+        assert!(Manifest::parse("toy", GOOD).is_ok());
+        let cases = [
+            (GOOD.replacen("sha256 = \"00", "sha256 = \"zz", 1), "sha256"),
+            (GOOD.replacen("md5 = \"00", "md5 = \"0", 1), "md5"),
+            (GOOD.replacen("name = \"a\"", "name = \"../a\"", 1), "plain name"),
+            (GOOD.replacen("role = \"test-labels\"", "role = \"x\"", 1), "test-labels"),
+            (GOOD.replacen("format = \"idx\"", "format = \"cifar-binary\"", 1), "[splits]"),
+            (GOOD.replacen("format = \"idx\"", "format = \"jpeg\"", 1), "format"),
+            (GOOD.replacen("mirror_dir", "mirror", 1), "mirror"),
+            (
+                GOOD.replacen("name = \"a\"", "name = \"a\"\nurls = [\"ftp://x\"]", 1),
+                "ftp://x",
+            ),
+            (
+                GOOD.replacen(
+                    "md5 = \"00000000000000000000000000000000\"",
+                    "md5 = \"00000000000000000000000000000000\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"",
+                    1,
+                ),
+                "exactly one",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = Manifest::parse("toy", &text).unwrap_err().to_string();
+            assert!(e.starts_with("manifest toy"), "{e}");
+            assert!(e.contains(needle), "{e} should mention {needle}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+use std::str::FromStr;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::NnError;
+
+/// The compute backend, chosen at run time.
+///
+/// `flex` is the default CPU backend: on our hot paths (conv2d and matmul, forward and backward,
+/// at the sizes of the paper's models) it is several times faster than `ndarray`, whose conv
+/// input-gradient is a naive loop (figures in README "Backends"). `ndarray` stays supported.
+/// `wgpu` (Vulkan, Metal, DX12) is compiled only with the cargo feature `wgpu`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Flex,
+    Ndarray,
+    Wgpu,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Ndarray => "ndarray",
+            Backend::Wgpu => "wgpu",
+        }
+    }
+
+    /// Whether this build has the backend.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Backend::Flex | Backend::Ndarray => true,
+            Backend::Wgpu => cfg!(feature = "wgpu"),
+        }
+    }
+
+    /// The device to run on. `index` picks the n-th discrete GPU for `wgpu` (default: wgpu's
+    /// preferred adapter) and is ignored by the CPU backends. Always pass the device explicitly:
+    /// with `wgpu` compiled in, burn's `Device::default()` would pick the GPU.
+    pub fn device(self, index: Option<usize>) -> Result<Device, NnError> {
+        match self {
+            Backend::Flex => Ok(Device::flex()),
+            #[allow(deprecated)] // burn deprecates ndarray in favour of flex; our users want it
+            Backend::Ndarray => Ok(Device::ndarray()),
+            Backend::Wgpu => wgpu_device(index),
+        }
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device(index: Option<usize>) -> Result<Device, NnError> {
+    use burn::tensor::DeviceKind;
+    Ok(Device::wgpu(match index {
+        Some(i) => DeviceKind::DiscreteGpu(i),
+        None => DeviceKind::DefaultDevice,
+    }))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device(_index: Option<usize>) -> Result<Device, NnError> {
+    Err(NnError::BackendMissing {
+        backend: "wgpu".into(),
+        hint: "rebuild with `--features wgpu` (e.g. `cargo build --release -p mixtrain-cli --features wgpu`)".into(),
+    })
+}
+
+impl FromStr for Backend {
+    type Err = NnError;
+
+    fn from_str(s: &str) -> Result<Self, NnError> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| NnError::UnknownBackend(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_is_an_error() {
+        for b in Backend::ALL {
+            assert_eq!(b.name().parse::<Backend>().unwrap(), b);
+        }
+        assert!(
+            "cuda"
+                .parse::<Backend>()
+                .unwrap_err()
+                .to_string()
+                .contains("cuda")
+        );
+    }
+
+    #[test]
+    fn cpu_backends_always_give_a_device() {
+        assert!(Backend::Flex.device(None).is_ok());
+        assert!(Backend::Ndarray.device(None).is_ok());
+    }
+
+    #[cfg(not(feature = "wgpu"))]
+    #[test]
+    fn missing_wgpu_is_a_clear_error() {
+        let e = Backend::Wgpu.device(None).unwrap_err().to_string();
+        assert!(e.contains("wgpu") && e.contains("--features wgpu"), "{e}");
+    }
+}

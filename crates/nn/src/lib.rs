@@ -1,0 +1,35 @@
+//! Networks for verifiable training.
+//!
+//! A [`Network`] is a plain sequence of layers ([`Layer`]: input normalisation, `Conv2d`,
+//! `Linear`, `ReLU`, `Flatten`) stored as a burn `Module`, so that it trains with burn's
+//! optimisers, saves with burn's records, and stays simple enough for the bounds engine to walk
+//! layer by layer. Its shape is described by an [`Architecture`] (serialisable, checked once when
+//! the network is built), and the paper's models come by name from the [`zoo`].
+//!
+//! Weights travel as safetensors in PyTorch's layout (`<layer>.weight` / `<layer>.bias`,
+//! `Linear` weights as `[out, in]`), the layout of the MixTrain authors' released networks, so
+//! that a network trained here opens in PyTorch and theirs open here.
+//!
+//! ```no_run
+//! use mixtrain_nn::{Backend, Network, zoo};
+//! let device = Backend::Flex.device(None)?;
+//! let net = Network::load_safetensors(&zoo::architecture("mnist_small")?, "net.safetensors".as_ref(), &device)?;
+//! let logits = net.forward(burn::tensor::Tensor::zeros([1, 1, 28, 28], &device));
+//! assert_eq!(logits.dims(), [1, 10]);
+//! # Ok::<(), mixtrain_nn::NnError>(())
+//! ```
+
+mod arch;
+mod backend;
+mod error;
+mod network;
+mod weights;
+pub mod zoo;
+
+pub use arch::{Architecture, LayerSpec};
+pub use backend::Backend;
+/// burn's run-time device, re-exported so that users need not name burn to pick one.
+pub use burn::tensor::Device;
+pub use error::NnError;
+pub use network::{Conv2d, Flatten, Layer, Linear, Network, Normalize, Relu};
+pub use weights::write_atomic;

@@ -1,0 +1,307 @@
+use std::path::Path;
+
+use mixtrain_loss::LrSchedule;
+use mixtrain_nn::Backend;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// The presets shipped with the crate (`presets/*.toml`).
+const PRESETS: &[(&str, &str)] = &[("mnist", include_str!("../presets/mnist.toml"))];
+
+/// How the network is trained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Cross-entropy on clean inputs.
+    #[default]
+    Natural,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Natural => "natural",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    #[default]
+    Adam,
+    Sgd,
+}
+
+/// The optimiser. Weight decay is an L2 penalty added to the gradient (PyTorch's
+/// `weight_decay`), for Adam and SGD alike.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// SGD only (no dampening, as PyTorch's default).
+    pub momentum: f64,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            kind: OptimizerKind::Adam,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            momentum: 0.9,
+        }
+    }
+}
+
+/// Everything a training run needs. Plain values come before the tables so that the struct
+/// serialises to valid TOML.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// A model of the zoo (`mnist_small`, ...).
+    pub model: String,
+    /// A dataset manifest name (`mnist`, `cifar10`, `cifar10-sample`).
+    pub dataset: String,
+    pub method: Method,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Seeds the initial weights and the order of batches (epoch `e` shuffles with `seed + e`).
+    pub seed: u64,
+    pub backend: Backend,
+    /// GPU index for `wgpu` (default: its preferred adapter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_index: Option<usize>,
+    /// Train on the first N training images only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+    pub eval_batch_size: usize,
+    /// Checkpoints kept (the most recent ones).
+    pub keep_checkpoints: usize,
+    pub optimizer: OptimizerConfig,
+    pub lr_schedule: LrSchedule,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            model: "mnist_small".into(),
+            dataset: "mnist".into(),
+            method: Method::Natural,
+            epochs: 1,
+            batch_size: 50,
+            seed: 0,
+            backend: Backend::default(),
+            device_index: None,
+            train_limit: None,
+            test_limit: None,
+            eval_batch_size: 500,
+            keep_checkpoints: 2,
+            optimizer: OptimizerConfig::default(),
+            lr_schedule: LrSchedule::Constant,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn preset_names() -> impl Iterator<Item = &'static str> {
+        PRESETS.iter().map(|(n, _)| *n)
+    }
+
+    /// A preset shipped with the crate.
+    pub fn preset(name: &str) -> Result<Self, TrainError> {
+        let (_, text) =
+            PRESETS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| TrainError::UnknownPreset {
+                    name: name.into(),
+                    known: Self::preset_names().collect::<Vec<_>>().join(", "),
+                })?;
+        Self::parse(&format!("preset {name}"), text)
+    }
+
+    /// A config from a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses and validates TOML; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<Self, TrainError> {
+        let config: Self = toml::from_str(text).map_err(|e| TrainError::Config {
+            origin: origin.into(),
+            message: e.message().to_string() + &span_hint(text, e.span()),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("TrainConfig serialises to TOML")
+    }
+
+    /// Overrides one field by its dotted path (`epochs`, `optimizer.lr`, `lr_schedule.kind`),
+    /// with the value written as in TOML (`3`, `0.01`, `"sgd"` or plain `sgd`).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), TrainError> {
+        let origin = format!("override {key}={value}");
+        let err = |message: String| TrainError::Config {
+            origin: origin.clone(),
+            message,
+        };
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut doc = toml::Table::try_from(&*self).map_err(|e| err(e.to_string()))?;
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts
+            .pop()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| err("empty key".into()))?;
+        let mut table = &mut doc;
+        for part in parts {
+            table = table
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| err(format!("{part} is not a table")))?;
+        }
+        table.insert(last.to_string(), parsed);
+        let updated: Self = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| err(e.message().to_string()))?;
+        updated.validate(&origin)?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// Checks ranges and names that serde cannot.
+    pub fn validate(&self, origin: &str) -> Result<(), TrainError> {
+        let err = |message: String| {
+            Err(TrainError::Config {
+                origin: origin.into(),
+                message,
+            })
+        };
+        if self.epochs == 0 {
+            return err("epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            return err("batch_size and eval_batch_size must be at least 1".into());
+        }
+        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
+            return err(format!(
+                "optimizer.lr {} must be positive and finite",
+                self.optimizer.lr
+            ));
+        }
+        if !(self.optimizer.weight_decay >= 0.0 && self.optimizer.weight_decay.is_finite()) {
+            return err(format!(
+                "optimizer.weight_decay {} must be >= 0",
+                self.optimizer.weight_decay
+            ));
+        }
+        if !(0.0..1.0).contains(&self.optimizer.momentum) {
+            return err(format!(
+                "optimizer.momentum {} must be in [0, 1)",
+                self.optimizer.momentum
+            ));
+        }
+        if self.keep_checkpoints == 0 {
+            return err("keep_checkpoints must be at least 1 (resuming needs one)".into());
+        }
+        if let Some(problem) = self.lr_schedule.problem() {
+            return err(format!("lr_schedule: {problem}"));
+        }
+        if let Err(e) = mixtrain_nn::zoo::architecture(&self.model) {
+            return err(format!("model: {e}"));
+        }
+        if let Err(e) = mixtrain_data::Manifest::builtin(&self.dataset) {
+            return err(format!("dataset: {e}"));
+        }
+        Ok(())
+    }
+}
+
+/// ` (line L)` for a parse error with a known position.
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| {
+        format!(
+            " (line {})",
+            text[..s.start.min(text.len())].lines().count().max(1)
+        )
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_parse_and_round_trip() {
+        for name in TrainConfig::preset_names() {
+            let c = TrainConfig::preset(name).unwrap();
+            assert_eq!(TrainConfig::parse("again", &c.to_toml()).unwrap(), c);
+        }
+        assert!(
+            TrainConfig::preset("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("mnist")
+        );
+    }
+
+    #[test]
+    fn overrides_reach_every_field() {
+        let mut c = TrainConfig::default();
+        c.set("epochs", "3").unwrap();
+        c.set("optimizer.lr", "0.01").unwrap();
+        c.set("optimizer.kind", "sgd").unwrap();
+        c.set("lr_schedule.kind", "cosine").unwrap();
+        c.set("train_limit", "100").unwrap();
+        c.set("backend", "ndarray").unwrap();
+        assert_eq!(c.epochs, 3);
+        assert_eq!(c.optimizer.lr, 0.01);
+        assert_eq!(c.optimizer.kind, OptimizerKind::Sgd);
+        assert_eq!(c.lr_schedule, LrSchedule::Cosine { min_lr: 0.0 });
+        assert_eq!(c.train_limit, Some(100));
+        assert_eq!(c.backend, Backend::Ndarray);
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let mut c = TrainConfig::default();
+        let cases = [
+            ("epochs", "0", "epochs"),
+            ("epochs", "many", "epochs"),
+            ("optimizer.lr", "-1", "optimizer.lr"),
+            ("method", "pgd", "pgd"),
+            ("model", "resnet9000", "resnet9000"),
+            ("dataset", "svhn", "svhn"),
+            ("colour", "1", "colour"),
+            ("optimizer.speed", "1", "speed"),
+            ("lr_schedule.kind", "step", "every_epochs"),
+        ];
+        for (k, v, needle) in cases {
+            let e = c.set(k, v).unwrap_err().to_string();
+            assert!(e.contains(needle), "{k}={v}: {e}");
+        }
+        assert_eq!(
+            c,
+            TrainConfig::default(),
+            "a failed override changes nothing"
+        );
+        let e = TrainConfig::parse("f.toml", "epochs = 2\nbatch_size = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("f.toml") && e.contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,51 @@
+use std::time::Instant;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mixtrain_data::{Batch, ImageSet};
+use mixtrain_nn::Network;
+use serde::Serialize;
+
+/// Figures of one evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalResult {
+    /// Points evaluated.
+    pub n: usize,
+    /// Fraction classified correctly.
+    pub clean_acc: f64,
+    /// Wall-clock seconds, including moving the data to the device.
+    pub seconds: f64,
+}
+
+/// Moves a batch to `device` as `([n, c, h, w]` pixels, `[n]` labels).
+pub(crate) fn to_device(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let dims = batch.dims();
+    let n = batch.len();
+    let x = Tensor::from_data(TensorData::new(batch.pixels, dims), device);
+    let y = Tensor::from_data(TensorData::new(batch.labels, [n]), device);
+    (x, y)
+}
+
+/// Clean accuracy of `net` on `set`. The count of correct points stays on the device until
+/// the end, so the whole evaluation costs one read back.
+pub fn evaluate(net: &Network, set: &ImageSet, batch_size: usize, device: &Device) -> EvalResult {
+    let start = Instant::now();
+    let mut correct: Option<Tensor<1, Int>> = None;
+    for batch in set.batches(batch_size, None) {
+        let (x, y) = to_device(batch, device);
+        let hits = mixtrain_loss::accuracy_count(net.forward(x), y);
+        correct = Some(match correct {
+            Some(c) => c + hits,
+            None => hits,
+        });
+    }
+    let correct: i64 = correct.map(|c| c.into_scalar()).unwrap_or(0);
+    EvalResult {
+        n: set.len(),
+        clean_acc: if set.is_empty() {
+            0.0
+        } else {
+            correct as f64 / set.len() as f64
+        },
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}

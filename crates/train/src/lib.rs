@@ -1,0 +1,38 @@
+//! The trainer: configuration, the training loop, evaluation, checkpoints and run directories.
+//!
+//! A run is driven by a [`TrainConfig`] (TOML, every field overridable with
+//! [`TrainConfig::set`]) and writes everything to one directory:
+//!
+//! ```text
+//! DIR/config.toml         the effective configuration
+//! DIR/metrics.jsonl       one JSON object per epoch
+//! DIR/checkpoints/        epoch-NNNN/{model.bpk, optim.bpk, state.json} and `latest`
+//! DIR/model.safetensors   the final weights, PyTorch layout
+//! DIR/summary.json        final figures (accuracy, seconds, peak memory)
+//! ```
+//!
+//! Checkpoints are written to a temporary directory and renamed into place, and `latest` is
+//! replaced atomically, so a run killed at any moment resumes ([`RunOptions::resume`]) from
+//! its last whole epoch.
+//!
+//! ```no_run
+//! use mixtrain_train::{RunOptions, TrainConfig};
+//! let mut config = TrainConfig::preset("mnist")?;
+//! config.set("epochs", "1")?;
+//! let summary = mixtrain_train::run(&config, &RunOptions::new("runs/mnist"))?;
+//! println!("test accuracy {:.2}%", 100.0 * summary.test_acc);
+//! # Ok::<(), mixtrain_train::TrainError>(())
+//! ```
+
+mod checkpoint;
+mod config;
+mod error;
+mod eval;
+mod progress;
+mod run;
+
+pub use config::{Method, OptimizerConfig, OptimizerKind, TrainConfig};
+pub use error::TrainError;
+pub use eval::{EvalResult, evaluate};
+pub use progress::peak_memory_mib;
+pub use run::{RunOptions, RunSummary, run};
