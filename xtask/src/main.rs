@@ -1,1 +1,133 @@
-fn main() {}
+//! `cargo xtask`: project automation in Rust.
+//!
+//! - `cargo xtask fetch <dataset> [--mirror DIR] [--data DIR]`: download a dataset (HTTPS,
+//!   resumable, checksum-verified) or copy it from a mirror laid out as `shared/datasets`.
+//! - `cargo xtask train <preset> [mixtrain train flags...]`: fetch the preset's dataset (from
+//!   `MIXTRAIN_MIRROR` when set, else by download), build the `mixtrain` binary in release
+//!   mode and train with the preset.
+//!
+//! Data lives in `MIXTRAIN_DATA`, by default `datasets/cache/` of the workspace (git-ignored).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use mixtrain_data::{DataDir, Manifest, Source};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// `MIXTRAIN_DATA`, or `datasets/cache` under the workspace root (absolute, so that the
+/// binary finds it from any working directory).
+fn data_dir(flag: Option<PathBuf>) -> DataDir {
+    match flag {
+        Some(dir) => DataDir::new(dir),
+        None => match std::env::var_os(DataDir::ENV).filter(|v| !v.is_empty()) {
+            Some(dir) => DataDir::new(dir),
+            None => DataDir::new(workspace_root().join(DataDir::DEFAULT)),
+        },
+    }
+}
+
+/// Takes `--name VALUE` out of `args`.
+fn take_flag(args: &mut Vec<String>, name: &str) -> Result<Option<String>> {
+    match args.iter().position(|a| a == name) {
+        Some(i) if i + 1 < args.len() => {
+            let value = args.remove(i + 1);
+            args.remove(i);
+            Ok(Some(value))
+        }
+        Some(_) => bail!("{name} needs a value"),
+        None => Ok(None),
+    }
+}
+
+fn fetch(name: &str, dir: &DataDir, mirror: Option<PathBuf>) -> Result<()> {
+    let manifest = Manifest::builtin(name)?;
+    let source = match mirror {
+        Some(m) => Source::Mirror(m),
+        None => Source::Download,
+    };
+    let report = mixtrain_data::fetch(&manifest, dir, &source)
+        .with_context(|| format!("fetching {name}"))?;
+    eprintln!(
+        "{name}: {} fetched, {} already present, in {}",
+        report.fetched.len(),
+        report.present.len(),
+        dir.dataset(name).display()
+    );
+    Ok(())
+}
+
+/// The `dataset` a preset trains on.
+fn preset_dataset(preset: &str) -> Result<String> {
+    let path = workspace_root()
+        .join("crates/train/presets")
+        .join(format!("{preset}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("preset {preset}: {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    match table.get("dataset").and_then(|v| v.as_str()) {
+        Some(d) => Ok(d.to_string()),
+        None => bail!("{}: no `dataset` field", path.display()),
+    }
+}
+
+fn main() -> Result<()> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        bail!(
+            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags]"
+        );
+    }
+    let task = args.remove(0);
+    let data = data_dir(take_flag(&mut args, "--data")?.map(PathBuf::from));
+    let mirror = take_flag(&mut args, "--mirror")?
+        .map(PathBuf::from)
+        .or_else(DataDir::mirror_from_env);
+    match task.as_str() {
+        "fetch" => {
+            let [name] = args.as_slice() else {
+                bail!(
+                    "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR]; datasets: {}",
+                    Manifest::builtin_names().collect::<Vec<_>>().join(", ")
+                );
+            };
+            fetch(name, &data, mirror)
+        }
+        "train" => {
+            if args.is_empty() {
+                bail!("usage: cargo xtask train <preset> [mixtrain train flags]");
+            }
+            let preset = args.remove(0);
+            fetch(&preset_dataset(&preset)?, &data, mirror)?;
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(workspace_root())
+                .args([
+                    "run",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "mixtrain-cli",
+                    "--",
+                    "train",
+                    "--preset",
+                    &preset,
+                ])
+                .args(&args)
+                .env(DataDir::ENV, data.root())
+                .status()
+                .context("running cargo")?;
+            if !status.success() {
+                bail!("training failed ({status})");
+            }
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}: expected fetch or train"),
+    }
+}

@@ -160,7 +160,6 @@ fn load_split(
 /// Trains a network as `config` says, writing the run directory `opts.out`.
 pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainError> {
     config.validate("run")?;
-    prepare_dir(config, opts)?;
     let say = |line: String| {
         if !opts.quiet {
             eprintln!("{line}");
@@ -183,6 +182,8 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
     }
     let device = config.backend.device(config.device_index)?;
     let ad = device.clone().autodiff();
+    // Only now that data, model and device are known good does the run directory get written.
+    prepare_dir(config, opts)?;
 
     let (mut model, mut optim, mut state) = match opts.resume {
         true => match checkpoint::load_latest(&opts.out, &arch, optimizer(&config.optimizer), &ad)?

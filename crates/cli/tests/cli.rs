@@ -1,0 +1,213 @@
+//! The `mixtrain` binary end to end: train then eval on real MNIST, a run killed mid-way that
+//! resumes, and bad input that gets a clear error rather than a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn mirror() -> PathBuf {
+    std::env::var_os("MIXTRAIN_MIRROR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"))
+}
+
+/// The binary with its data directory (under `target/`) and the mirror set.
+fn mixtrain() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mixtrain"));
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-data");
+    cmd.env("MIXTRAIN_DATA", data)
+        .env("MIXTRAIN_MIRROR", mirror())
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn ok(output: Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "failed: {stderr}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Fails, with a message containing `needle`, and without a panic.
+fn fails_with(args: &[&str], needle: &str) {
+    let out = mixtrain().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+}
+
+const SMALL: &[&str] = &[
+    "--preset",
+    "mnist",
+    "--train-limit",
+    "1000",
+    "--test-limit",
+    "300",
+    "--quiet",
+];
+
+#[test]
+fn train_then_eval_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let stdout = ok(mixtrain()
+        .args(["train", "--epochs", "1", "--out"])
+        .arg(&out)
+        .args(SMALL)
+        .output()
+        .unwrap());
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let weights = out.join("model.safetensors");
+    let stdout = ok(mixtrain()
+        .args([
+            "eval",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--limit",
+            "300",
+            "--json",
+            "--weights",
+        ])
+        .arg(&weights)
+        .output()
+        .unwrap());
+    let eval: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(eval["n"], 300);
+    assert!(eval["seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(
+        eval["clean_acc"], summary["test_acc"],
+        "eval of the saved weights gives the run's figure"
+    );
+    assert!(eval["clean_acc"].as_f64().unwrap() > 0.7);
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let epochs = "30";
+    let mut child = mixtrain()
+        .args(["train", "--epochs", epochs, "--out"])
+        .arg(&out)
+        .args(SMALL)
+        .spawn()
+        .unwrap();
+    let latest = out.join("checkpoints/latest");
+    let start = Instant::now();
+    while !latest.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let done = metrics.lines().count();
+    assert!(done < 30, "killed before the end ({done} epochs logged)");
+
+    ok(mixtrain()
+        .args(["train", "--resume", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let epochs_logged: Vec<u64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        epochs_logged,
+        (1..=30).collect::<Vec<u64>>(),
+        "every epoch logged exactly once"
+    );
+    assert!(out.join("model.safetensors").is_file());
+    let kept = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("epoch-")
+        })
+        .count();
+    assert_eq!(kept, 2, "keep_checkpoints = 2");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "epochs = \"ten\"\n").unwrap();
+    fails_with(&["train", "--config", cfg.to_str().unwrap()], "bad.toml");
+    fails_with(&["train", "--preset", "imagenet"], "mnist");
+    fails_with(&["train", "--backend", "cuda"], "cuda");
+    fails_with(&["train", "--set", "optimizer.lr=-1"], "optimizer.lr");
+    fails_with(&["train", "--method", "magic"], "magic");
+    #[cfg(not(feature = "wgpu"))]
+    fails_with(
+        &[
+            "eval",
+            "--backend",
+            "wgpu",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--weights",
+            "x",
+        ],
+        "--features wgpu",
+    );
+    fails_with(
+        &[
+            "eval",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--weights",
+            "/nonexistent.safetensors",
+        ],
+        "/nonexistent.safetensors",
+    );
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"\x00\x01garbage").unwrap();
+    fails_with(
+        &[
+            "eval",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--weights",
+            garbage.to_str().unwrap(),
+        ],
+        "garbage.safetensors",
+    );
+    fails_with(
+        &[
+            "eval",
+            "--model",
+            "mnist_large",
+            "--dataset",
+            "mnist",
+            "--weights",
+            "../../../shared/reference/mnist_small_baseline.safetensors",
+        ],
+        "expected:",
+    );
+    fails_with(&["fetch", "svhn"], "svhn");
+}

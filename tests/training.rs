@@ -1,0 +1,143 @@
+//! Natural training end to end on real MNIST (small subsets, so that the suite stays fast):
+//! it learns, a resumed run equals an uninterrupted one, and a diverging loss stops the run
+//! with an error that names where.
+
+mod common;
+
+use std::path::Path;
+
+use mixtrain::nn::{Backend, Network, zoo};
+use mixtrain::train::{RunOptions, TrainConfig, TrainError};
+
+fn config(epochs: usize) -> TrainConfig {
+    let mut c = TrainConfig::preset("mnist").unwrap();
+    c.epochs = epochs;
+    c.train_limit = Some(2000);
+    c.test_limit = Some(500);
+    c
+}
+
+fn options(out: &Path) -> RunOptions {
+    RunOptions {
+        out: out.into(),
+        resume: false,
+        data: common::mnist_dir().clone(),
+        mirror: None,
+        quiet: true,
+    }
+}
+
+fn weights(path: &Path) -> Vec<f32> {
+    let device = Backend::Flex.device(None).unwrap();
+    let net = Network::load_safetensors(&zoo::architecture("mnist_small").unwrap(), path, &device)
+        .unwrap();
+    net.layers
+        .iter()
+        .filter_map(|l| match l {
+            mixtrain::nn::Layer::Linear(l) => {
+                Some(l.weight.val().into_data().try_to_vec::<f32>().unwrap())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn natural_training_learns_mnist() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(1);
+    c.train_limit = Some(6000);
+    let summary = mixtrain::train::run(&c, &options(dir.path())).unwrap();
+    assert_eq!((summary.train_n, summary.test_n), (6000, 500));
+    // 120 Adam steps on 6000 images; chance is 10%.
+    assert!(
+        summary.test_acc > 0.85,
+        "test accuracy {}",
+        summary.test_acc
+    );
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "model.safetensors",
+        "summary.json",
+        "checkpoints/latest",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert_eq!(line["epoch"], 1);
+    assert!(
+        line["train_loss"].as_f64().unwrap() < 2.3,
+        "below chance-level loss ln(10)"
+    );
+    let saved = TrainConfig::from_file(&dir.path().join("config.toml")).unwrap();
+    assert_eq!(saved, c, "the effective config is saved with the run");
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let straight = tempfile::tempdir().unwrap();
+    mixtrain::train::run(&config(2), &options(straight.path())).unwrap();
+
+    let split = tempfile::tempdir().unwrap();
+    mixtrain::train::run(&config(1), &options(split.path())).unwrap();
+    let resumed = RunOptions {
+        resume: true,
+        ..options(split.path())
+    };
+    let summary = mixtrain::train::run(&config(2), &resumed).unwrap();
+    assert_eq!(
+        summary.epoch_seconds.len(),
+        1,
+        "only the second epoch is trained again"
+    );
+
+    let (a, b) = (
+        weights(&straight.path().join("model.safetensors")),
+        weights(&split.path().join("model.safetensors")),
+    );
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "weights differ by up to {worst}");
+    let lines = std::fs::read_to_string(split.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2, "one metrics line per epoch");
+
+    let fresh_into_used = mixtrain::train::run(&config(2), &options(split.path())).unwrap_err();
+    assert!(
+        fresh_into_used.to_string().contains("--resume"),
+        "{fresh_into_used}"
+    );
+    let mut changed = config(3);
+    changed.batch_size = 10;
+    let e = mixtrain::train::run(&changed, &resumed)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("only `epochs` may change"), "{e}");
+}
+
+#[test]
+fn diverging_loss_stops_with_epoch_batch_and_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(1);
+    c.optimizer.lr = 1e30;
+    let e = mixtrain::train::run(&c, &options(dir.path())).unwrap_err();
+    match &e {
+        TrainError::NonFinite {
+            epoch, batch, term, ..
+        } => {
+            assert_eq!(*epoch, 1);
+            assert!(*batch >= 2, "the first batch is computed before any step");
+            assert!(term.contains("cross-entropy"));
+        }
+        other => panic!("expected a non-finite loss error, got {other}"),
+    }
+    assert!(
+        !dir.path().join("model.safetensors").exists(),
+        "no weights from a diverged run"
+    );
+}
