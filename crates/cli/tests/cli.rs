@@ -36,22 +36,14 @@ fn fails_with(args: &[&str], needle: &str) {
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
 }
 
-const SMALL: &[&str] = &[
-    "--preset",
-    "mnist",
-    "--train-limit",
-    "1000",
-    "--test-limit",
-    "300",
-    "--quiet",
-];
+const SMALL: &[&str] = &["--preset", "mnist", "--test-limit", "300", "--quiet"];
 
 #[test]
 fn train_then_eval_reports_json() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let stdout = ok(mixtrain()
-        .args(["train", "--epochs", "1", "--out"])
+        .args(["train", "--epochs", "1", "--train-limit", "4000", "--out"])
         .arg(&out)
         .args(SMALL)
         .output()
@@ -89,7 +81,14 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     let out = dir.path().join("run");
     let epochs = "30";
     let mut child = mixtrain()
-        .args(["train", "--epochs", epochs, "--out"])
+        .args([
+            "train",
+            "--epochs",
+            epochs,
+            "--train-limit",
+            "1000",
+            "--out",
+        ])
         .arg(&out)
         .args(SMALL)
         .spawn()
