@@ -39,7 +39,7 @@ impl Progress {
             bar.set_message(format!("loss {loss:.4}"));
         } else if !self.quiet
             && self.total >= 10
-            && done % (self.total / 10) == 0
+            && done.is_multiple_of(self.total / 10)
             && done < self.total
         {
             eprintln!(
