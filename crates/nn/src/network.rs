@@ -189,11 +189,19 @@ impl Network {
                 }
                 LayerSpec::Linear { .. } => {
                     let (w, shape, b) = tensors.next().expect("one tensor triple per affine layer");
+                    let (out, inp) = (shape[0], shape[1]);
+                    // PyTorch's [out, in] to burn's [in, out], transposed on the host so that
+                    // the parameter is contiguous (a transposed view would make every matmul
+                    // strided, and its results differ in the last bits from a contiguous one).
+                    let mut t = vec![0.0f32; w.len()];
+                    for (o, row) in w.chunks_exact(inp).enumerate() {
+                        for (i, v) in row.iter().enumerate() {
+                            t[i * out + o] = *v;
+                        }
+                    }
                     let n = b.len();
-                    let weight: Tensor<2> =
-                        Tensor::from_data(TensorData::new(w, [shape[0], shape[1]]), device);
                     Layer::Linear(Linear {
-                        weight: Param::from_tensor(weight.transpose()),
+                        weight: param(t, [inp, out], device),
                         bias: param(b, [n], device),
                     })
                 }
