@@ -141,3 +141,37 @@ fn diverging_loss_stops_with_epoch_batch_and_term() {
         "no weights from a diverged run"
     );
 }
+
+#[test]
+fn sgd_with_weight_decay_follows_its_lr_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(2);
+    c.set("optimizer.kind", "sgd").unwrap();
+    c.set("optimizer.lr", "0.05").unwrap();
+    c.set("optimizer.weight_decay", "0.0005").unwrap();
+    c.set(
+        "lr_schedule",
+        "{ kind = \"step\", every_epochs = 1, gamma = 0.1 }",
+    )
+    .unwrap();
+    let summary = mixtrain::train::run(&c, &options(dir.path())).unwrap();
+    let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let lrs: Vec<f64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lrs.len(), 2);
+    assert!(
+        (lrs[0] - 0.05).abs() < 1e-12 && (lrs[1] - 0.005).abs() < 1e-12,
+        "{lrs:?}"
+    );
+    assert!(
+        summary.test_acc > 0.5,
+        "SGD with momentum learns: {}",
+        summary.test_acc
+    );
+}
