@@ -155,58 +155,44 @@ fn bad_input_gets_a_clear_error() {
     fails_with(&["train", "--backend", "cuda"], "cuda");
     fails_with(&["train", "--set", "optimizer.lr=-1"], "optimizer.lr");
     fails_with(&["train", "--method", "magic"], "magic");
-    #[cfg(not(feature = "wgpu"))]
-    fails_with(
-        &[
+    fails_with(&["fetch", "svhn"], "svhn");
+
+    let eval = |model: &str, weights: &str, backend: &str, needle: &str| {
+        let args = [
             "eval",
+            "--model",
+            model,
+            "--dataset",
+            "mnist",
             "--backend",
-            "wgpu",
-            "--model",
-            "mnist_small",
-            "--dataset",
-            "mnist",
+            backend,
             "--weights",
-            "x",
-        ],
-        "--features wgpu",
-    );
-    fails_with(
-        &[
-            "eval",
-            "--model",
-            "mnist_small",
-            "--dataset",
-            "mnist",
-            "--weights",
-            "/nonexistent.safetensors",
-        ],
+            weights,
+        ];
+        fails_with(&args, needle);
+    };
+    #[cfg(not(feature = "wgpu"))]
+    eval("mnist_small", "x", "wgpu", "--features wgpu");
+    eval(
+        "mnist_small",
+        "/nonexistent.safetensors",
+        "flex",
         "/nonexistent.safetensors",
     );
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"\x00\x01garbage").unwrap();
-    fails_with(
-        &[
-            "eval",
-            "--model",
-            "mnist_small",
-            "--dataset",
-            "mnist",
-            "--weights",
-            garbage.to_str().unwrap(),
-        ],
+    eval(
+        "mnist_small",
+        garbage.to_str().unwrap(),
+        "flex",
         "garbage.safetensors",
     );
-    fails_with(
-        &[
-            "eval",
-            "--model",
-            "mnist_large",
-            "--dataset",
-            "mnist",
-            "--weights",
-            "../../../shared/reference/mnist_small_baseline.safetensors",
-        ],
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/mnist_small_baseline.safetensors");
+    eval(
+        "mnist_large",
+        reference.to_str().unwrap(),
+        "ndarray",
         "expected:",
     );
-    fails_with(&["fetch", "svhn"], "svhn");
 }

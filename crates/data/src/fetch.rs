@@ -234,6 +234,7 @@ fn unpack(archive: &Path, kind: Unpack, into: &Path) -> Result<(), DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn manifest_for(mirror: &Path, content: &[u8]) -> Manifest {
         std::fs::create_dir_all(mirror.join("toy")).unwrap();
@@ -316,6 +317,92 @@ sha256 = "{sha}"
             std::fs::read(data.path().join("toy/a.bin")).unwrap(),
             b"the right bytes"
         );
+    }
+
+    /// A one-file HTTP server on loopback: the first request is cut off half-way through the
+    /// body; later ones honour `Range: bytes=N-`. Returns the URL and the ranges asked for.
+    fn flaky_server(body: Vec<u8>) -> (String, std::sync::mpsc::Receiver<Option<u64>>) {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/a.bin", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (i, stream) in listener.incoming().take(4).enumerate() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut from = None;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                        from = v.trim().trim_end_matches('-').parse::<u64>().ok();
+                    }
+                }
+                tx.send(from).unwrap();
+                let start = from.unwrap_or(0) as usize;
+                let head = match from {
+                    Some(_) => format!(
+                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+                        body.len() - start,
+                        body.len() - 1,
+                        body.len()
+                    ),
+                    None => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    ),
+                };
+                stream.write_all(head.as_bytes()).unwrap();
+                let end = if i == 0 { body.len() / 2 } else { body.len() };
+                stream.write_all(&body[start..end]).unwrap();
+            }
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn an_interrupted_download_resumes_with_a_range_request() {
+        let body: Vec<u8> = (0..100_000u32).flat_map(|v| v.to_le_bytes()).collect();
+        let (url, ranges) = flaky_server(body.clone());
+        let sha = hex::encode(Sha256::digest(&body));
+        let m = Manifest::parse(
+            "toy",
+            &format!(
+                "name = \"toy\"\ndescription = \"toy\"\nformat = \"image-folder\"\nmirror_dir = \"toy\"\n[[files]]\nrole = \"archive\"\nname = \"a.bin\"\nurls = [\"{url}\"]\nsha256 = \"{sha}\"\nsize = {}\n",
+                body.len()
+            ),
+        )
+        .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(data.path());
+        let e = fetch(&m, &dir, &Source::Download).unwrap_err();
+        assert!(
+            matches!(e, DataError::Download { .. }) && e.to_string().contains(&url),
+            "{e}"
+        );
+        let part = data.path().join("toy/a.bin.part");
+        let kept = std::fs::metadata(&part).unwrap().len();
+        assert!(
+            kept > 0 && kept < body.len() as u64,
+            "the partial download is kept: {kept}"
+        );
+        assert!(
+            !data.path().join("toy/a.bin").exists(),
+            "no unverified file under the final name"
+        );
+
+        let r = fetch(&m, &dir, &Source::Download).unwrap();
+        assert_eq!(r.fetched, vec!["a.bin".to_string()]);
+        assert_eq!(ranges.recv().unwrap(), None);
+        assert_eq!(
+            ranges.recv().unwrap(),
+            Some(kept),
+            "the second request asks for the rest"
+        );
+        assert_eq!(std::fs::read(data.path().join("toy/a.bin")).unwrap(), body);
+        assert!(!part.exists());
     }
 
     #[test]
