@@ -256,10 +256,6 @@ fn train(args: TrainArgs) -> Result<()> {
         let stem = args.preset.clone().unwrap_or_else(|| config.model.clone());
         PathBuf::from("runs").join(format!("{stem}-{}", timestamp()))
     });
-    let backend: Backend = config.backend;
-    if !backend.is_compiled() {
-        backend.device(None)?;
-    }
     let opts = RunOptions {
         out,
         resume: args.resume,

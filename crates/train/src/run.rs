@@ -165,6 +165,8 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
             eprintln!("{line}");
         }
     };
+    let device = config.backend.device(config.device_index)?;
+    let ad = device.clone().autodiff();
     let arch = zoo::architecture(&config.model)?;
     let train_set = load_split(config, opts, Split::Train, config.train_limit)?;
     let test_set = load_split(config, opts, Split::Test, config.test_limit)?;
@@ -180,8 +182,6 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
             ),
         });
     }
-    let device = config.backend.device(config.device_index)?;
-    let ad = device.clone().autodiff();
     // Only now that data, model and device are known good does the run directory get written.
     prepare_dir(config, opts)?;
 
