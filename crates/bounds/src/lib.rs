@@ -1,6 +1,35 @@
-//! Sound bound propagation for neural networks (interval, symbolic interval, CROWN).
+//! Sound bound propagation for neural networks.
 //!
-//! This crate holds the bounds engine's place in the dependency order
-//! (`nn <- bounds <- {loss, attack} <- train`); its domains, input sets and margin
-//! specifications are the next capability to land. It deliberately exports nothing yet rather
-//! than a stub that could be mistaken for a sound domain.
+//! Given a [`Network`](mixtrain_nn::Network), a batch of input boxes ([`InputSet`]) and the
+//! labels, the engine bounds the margins `z_y - z_j` over every input of each box
+//! ([`Margins`]): a point is *verified* when every other margin's lower bound is positive.
+//! Each abstract [`Domain`] has one transfer rule per layer kind and is written with ordinary
+//! burn tensor ops, so on an autodiff device the gradient of any function of the bounds (the
+//! robust loss) comes for free, and the same code runs on every backend.
+//!
+//! Domains:
+//! - [`Interval`] (IBP): centre/radius, the specification folded into the last layer.
+//! - [`Symbolic`]: MixTrain's symbolic interval with symbolic linear relaxation.
+//!
+//! ```no_run
+//! use mixtrain_bounds::{InputDomain, InputSet, Symbolic, margins};
+//! # fn f(net: &mixtrain_nn::Network, x: burn::tensor::Tensor<4>, y: burn::tensor::Tensor<1, burn::tensor::Int>) -> Result<(), mixtrain_bounds::BoundsError> {
+//! let set = InputSet::linf(x, 0.1, InputDomain::Unit)?;
+//! let bounds = margins::<Symbolic>(net, &set, y)?;
+//! let verified = bounds.verified(); // [n] booleans
+//! # Ok(()) }
+//! ```
+
+mod domain;
+mod error;
+mod input;
+mod interval;
+mod spec;
+mod symbolic;
+
+pub use domain::{Domain, DomainKind, Layout, margins};
+pub use error::BoundsError;
+pub use input::{InputDomain, InputSet};
+pub use interval::Interval;
+pub use spec::Margins;
+pub use symbolic::Symbolic;

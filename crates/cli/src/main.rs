@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use mixtrain_bounds::{DomainKind, InputDomain};
 use mixtrain_data::{DataDir, Manifest, Source, Split};
 use mixtrain_nn::{Backend, Device, Network, zoo};
 use mixtrain_train::{RunOptions, TrainConfig};
@@ -124,6 +125,19 @@ struct EvalArgs {
     limit: Option<usize>,
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// Also verify robustness in an L_inf ball of this radius (pixel units) and report
+    /// `verified_acc`.
+    #[arg(long)]
+    eps: Option<f64>,
+    /// Bound domain for --eps: interval or symbolic.
+    #[arg(long, default_value = "symbolic", requires = "eps")]
+    domain: String,
+    /// The box inputs stay in: unit ([0,1]) or image (each image's own min and max pixel).
+    #[arg(long, default_value = "unit", requires = "eps")]
+    input_domain: String,
+    /// Points per bound computation (symbolic bounds hold a d_in x d matrix per point).
+    #[arg(long, default_value_t = 20)]
+    bound_batch_size: usize,
     #[arg(long, default_value = "flex")]
     backend: String,
     #[arg(long)]
@@ -300,8 +314,34 @@ fn eval(args: EvalArgs) -> Result<()> {
         bail!("--batch-size must be at least 1");
     }
     let result = mixtrain_train::evaluate(&net, &set, args.batch_size, &device);
+    let verified = match args.eps {
+        Some(eps) => {
+            if args.bound_batch_size == 0 {
+                bail!("--bound-batch-size must be at least 1");
+            }
+            let domain: DomainKind = args.domain.parse()?;
+            let input_domain: InputDomain = args.input_domain.parse()?;
+            Some(mixtrain_train::verify(
+                &net,
+                &set,
+                eps,
+                domain,
+                input_domain,
+                args.bound_batch_size,
+                &device,
+            )?)
+        }
+        None => None,
+    };
     if args.json {
         let mut obj = serde_json::to_value(&result)?;
+        if let (Some(o), Some(v)) = (obj.as_object_mut(), &verified) {
+            o.insert("eps".into(), serde_json::json!(v.eps));
+            o.insert("domain".into(), serde_json::json!(v.domain));
+            o.insert("input_domain".into(), serde_json::json!(v.input_domain));
+            o.insert("verified_acc".into(), serde_json::json!(v.verified_acc));
+            o.insert("verify_seconds".into(), serde_json::json!(v.seconds));
+        }
         let extra = serde_json::json!({
             "model": args.model,
             "dataset": args.dataset,
@@ -321,6 +361,16 @@ fn eval(args: EvalArgs) -> Result<()> {
             100.0 * result.clean_acc,
             result.seconds
         );
+        if let Some(v) = &verified {
+            println!(
+                "verified accuracy {:.2}% at eps {} ({} domain, {} inputs) in {:.2} s",
+                100.0 * v.verified_acc,
+                v.eps,
+                v.domain,
+                v.input_domain,
+                v.seconds
+            );
+        }
     }
     Ok(())
 }

@@ -49,7 +49,18 @@ pub fn fetch(
         if dest.is_file() && hash_file(&dest, &file.checksum)? == file.checksum.hex() {
             report.present.push(file.name.clone());
         } else {
-            let part = dest_dir.join(format!("{}.part", file.name));
+            // A download keeps one `.part` name so that a later fetch can resume it; a mirror
+            // copy is cheap to redo, so it gets a name of its own per process and thread and
+            // concurrent fetches of the same dataset (parallel tests) cannot tear each other's.
+            let part = match source {
+                Source::Download => dest_dir.join(format!("{}.part", file.name)),
+                Source::Mirror(_) => dest_dir.join(format!(
+                    "{}.part-{}-{:?}",
+                    file.name,
+                    std::process::id(),
+                    std::thread::current().id()
+                )),
+            };
             match source {
                 Source::Download => download(manifest, file, &part)?,
                 Source::Mirror(mirror) => {

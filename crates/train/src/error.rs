@@ -11,6 +11,8 @@ pub enum TrainError {
     Data(#[from] mixtrain_data::DataError),
     #[error(transparent)]
     Nn(#[from] mixtrain_nn::NnError),
+    #[error(transparent)]
+    Bounds(#[from] mixtrain_bounds::BoundsError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

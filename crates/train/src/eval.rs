@@ -1,6 +1,7 @@
 use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use mixtrain_bounds::{BoundsError, DomainKind, InputDomain, InputSet};
 use mixtrain_data::{Batch, ImageSet};
 use mixtrain_nn::Network;
 use serde::Serialize;
@@ -48,4 +49,61 @@ pub fn evaluate(net: &Network, set: &ImageSet, batch_size: usize, device: &Devic
         },
         seconds: start.elapsed().as_secs_f64(),
     }
+}
+
+/// Figures of one verification run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VerifyResult {
+    pub n: usize,
+    pub eps: f64,
+    pub domain: &'static str,
+    pub input_domain: &'static str,
+    /// Fraction of points both classified correctly and verified.
+    pub verified_acc: f64,
+    pub seconds: f64,
+}
+
+/// Verified robust accuracy of `net` on `set` at radius `eps` (pixel units) in `domain`.
+/// Counts stay on the device until the end.
+pub fn verify(
+    net: &Network,
+    set: &ImageSet,
+    eps: f64,
+    domain: DomainKind,
+    input_domain: InputDomain,
+    batch_size: usize,
+    device: &Device,
+) -> Result<VerifyResult, BoundsError> {
+    let start = Instant::now();
+    let mut count: Option<Tensor<1, Int>> = None;
+    for batch in set.batches(batch_size, None) {
+        let (x, y) = to_device(batch, device);
+        let correct = net
+            .forward(x.clone())
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(y.clone());
+        let bounds = domain.margins(net, &InputSet::linf(x, eps as f32, input_domain)?, y)?;
+        let hits = bounds.verified().bool_and(correct).int().sum();
+        count = Some(match count {
+            Some(c) => c + hits,
+            None => hits,
+        });
+    }
+    let count: i64 = count.map(|c| c.into_scalar()).unwrap_or(0);
+    Ok(VerifyResult {
+        n: set.len(),
+        eps,
+        domain: domain.name(),
+        input_domain: match input_domain {
+            InputDomain::Unit => "unit",
+            InputDomain::Image => "image",
+        },
+        verified_acc: if set.is_empty() {
+            0.0
+        } else {
+            count as f64 / set.len() as f64
+        },
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }

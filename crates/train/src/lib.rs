@@ -33,6 +33,6 @@ mod run;
 
 pub use config::{Method, OptimizerConfig, OptimizerKind, TrainConfig};
 pub use error::TrainError;
-pub use eval::{EvalResult, evaluate};
+pub use eval::{EvalResult, VerifyResult, evaluate, verify};
 pub use progress::peak_memory_mib;
 pub use run::{RunOptions, RunSummary, run};

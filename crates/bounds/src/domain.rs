@@ -1,0 +1,161 @@
+use burn::tensor::{Int, Tensor};
+use mixtrain_nn::{Conv2d, Layer, Linear, Network, Normalize};
+
+use crate::{BoundsError, InputSet, Margins};
+
+/// The shape of the activations a domain currently represents; domains keep them flat
+/// (`[n, features]`, channel-major like PyTorch's `flatten`) and reshape for convolutions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Image([usize; 3]),
+    Flat(usize),
+}
+
+impl Layout {
+    pub fn features(self) -> usize {
+        match self {
+            Layout::Image([c, h, w]) => c * h * w,
+            Layout::Flat(d) => d,
+        }
+    }
+
+    /// The layout after a convolution.
+    pub(crate) fn after_conv(self, conv: &Conv2d) -> [usize; 3] {
+        let [_, _, k, _] = conv.weight.val().dims();
+        let out = conv.weight.val().dims()[0];
+        let Layout::Image([_, h, w]) = self else {
+            unreachable!("Architecture::check puts convolutions on images only")
+        };
+        let side = |s: usize| (s + 2 * conv.padding - k) / conv.stride + 1;
+        [out, side(h), side(w)]
+    }
+}
+
+/// An abstract domain: a representation of a set of activations for a batch, with one
+/// transfer rule per layer kind. The margin specification is folded into the last (linear)
+/// layer, which is tighter than bounding the logits and subtracting.
+pub trait Domain: Sized {
+    /// The name in errors and on the command line.
+    const NAME: &'static str;
+
+    /// The input set, before any layer.
+    fn input(set: &InputSet) -> Self;
+
+    fn normalize(self, _layer: &Normalize) -> Result<Self, BoundsError> {
+        Err(unsupported("normalize", Self::NAME))
+    }
+    fn conv2d(self, _layer: &Conv2d) -> Result<Self, BoundsError> {
+        Err(unsupported("conv2d", Self::NAME))
+    }
+    fn linear(self, _layer: &Linear) -> Result<Self, BoundsError> {
+        Err(unsupported("linear", Self::NAME))
+    }
+    fn relu(self) -> Result<Self, BoundsError> {
+        Err(unsupported("relu", Self::NAME))
+    }
+    fn flatten(self) -> Result<Self, BoundsError>;
+
+    /// Lower bounds `[n, classes]` of `z_y - z_j` after `last`, the network's final layer.
+    fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError>;
+
+    /// Concrete lower and upper bounds `[n, features]` of the current activations.
+    fn concretize(&self) -> (Tensor<2>, Tensor<2>);
+}
+
+fn unsupported(layer: &str, domain: &'static str) -> BoundsError {
+    BoundsError::Unsupported {
+        layer: layer.to_string(),
+        domain,
+    }
+}
+
+/// Propagates `set` through `net` in domain `D` and bounds the margins of `labels`.
+pub fn margins<D: Domain>(
+    net: &Network,
+    set: &InputSet,
+    labels: Tensor<1, Int>,
+) -> Result<Margins, BoundsError> {
+    let (last, body) = match net.layers.split_last() {
+        Some((Layer::Linear(last), body)) => (last, body),
+        _ => {
+            return Err(BoundsError::Network {
+                model: net.architecture().name.clone(),
+                message:
+                    "the last layer must be linear (the margin specification is folded into it)"
+                        .into(),
+            });
+        }
+    };
+    let mut state = D::input(set);
+    for layer in body {
+        state = match layer {
+            Layer::Normalize(n) => state.normalize(n)?,
+            Layer::Conv2d(c) => state.conv2d(c)?,
+            Layer::Linear(l) => state.linear(l)?,
+            Layer::Relu(_) => state.relu()?,
+            Layer::Flatten(_) => state.flatten()?,
+        };
+    }
+    let lower = state.margins(last, &labels)?;
+    Ok(Margins { lower, labels })
+}
+
+/// The last layer with the specification folded in: for each point, rows `W_y - W_j`
+/// (`[n, classes, in]`) and biases `b_y - b_j` (`[n, classes]`).
+pub(crate) fn fold_spec(last: &Linear, labels: &Tensor<1, Int>) -> (Tensor<3>, Tensor<2>) {
+    let wt = last.weight.val().transpose(); // [classes, in]
+    let b = last.bias.val(); // [classes]
+    let wy = wt.clone().select(0, labels.clone()); // [n, in]
+    let by = b.clone().select(0, labels.clone()); // [n]
+    let w = wy.unsqueeze_dim::<3>(1) - wt.unsqueeze_dim::<3>(0);
+    let bias = by.unsqueeze_dim::<2>(1) - b.unsqueeze_dim::<2>(0);
+    (w, bias)
+}
+
+/// The domains by name, for configs and the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DomainKind {
+    Interval,
+    #[default]
+    Symbolic,
+}
+
+impl DomainKind {
+    pub const ALL: [DomainKind; 2] = [DomainKind::Interval, DomainKind::Symbolic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DomainKind::Interval => crate::Interval::NAME,
+            DomainKind::Symbolic => crate::Symbolic::NAME,
+        }
+    }
+
+    /// [`margins`] in this domain.
+    pub fn margins(
+        self,
+        net: &Network,
+        set: &InputSet,
+        labels: Tensor<1, Int>,
+    ) -> Result<Margins, BoundsError> {
+        match self {
+            DomainKind::Interval => margins::<crate::Interval>(net, set, labels),
+            DomainKind::Symbolic => margins::<crate::Symbolic>(net, set, labels),
+        }
+    }
+}
+
+impl std::str::FromStr for DomainKind {
+    type Err = BoundsError;
+
+    fn from_str(s: &str) -> Result<Self, BoundsError> {
+        DomainKind::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                BoundsError::Input(format!(
+                    "unknown domain {s:?}: this build has {}",
+                    DomainKind::ALL.map(|d| d.name()).join(", ")
+                ))
+            })
+    }
+}

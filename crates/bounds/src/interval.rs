@@ -1,0 +1,119 @@
+//! Interval bound propagation (IBP) in centre/radius form.
+
+use burn::tensor::module::conv2d;
+use burn::tensor::{Int, Tensor, activation::relu};
+use mixtrain_nn::{Conv2d, Linear, Normalize};
+
+use crate::domain::{Domain, Layout, fold_spec};
+use crate::{BoundsError, InputSet};
+
+/// Each neuron in `[c - r, c + r]`. Affine layers map the centre exactly and the radius by
+/// `|W|`; ReLU clips the ends. Cost: one extra pass of each layer with `|W|`.
+#[derive(Clone, Debug)]
+pub struct Interval {
+    pub centre: Tensor<2>,
+    pub radius: Tensor<2>,
+    layout: Layout,
+}
+
+impl Domain for Interval {
+    const NAME: &'static str = "interval";
+
+    fn input(set: &InputSet) -> Self {
+        let [_, c, h, w] = set.lower.dims();
+        let (centre, radius) = set.centre_radius();
+        Self {
+            centre,
+            radius,
+            layout: Layout::Image([c, h, w]),
+        }
+    }
+
+    fn normalize(self, layer: &Normalize) -> Result<Self, BoundsError> {
+        let (mean, inv) = layer.scale_shift(&self.centre.device());
+        let n = self.centre.dims()[0];
+        let Layout::Image([c, h, w]) = self.layout else {
+            unreachable!("normalize acts on images")
+        };
+        let image = |t: Tensor<2>| t.reshape([n, c, h, w]);
+        Ok(Self {
+            centre: ((image(self.centre) - mean) * inv.clone()).flatten(1, 3),
+            radius: (image(self.radius) * inv).flatten(1, 3),
+            layout: self.layout,
+        })
+    }
+
+    fn conv2d(self, layer: &Conv2d) -> Result<Self, BoundsError> {
+        let n = self.centre.dims()[0];
+        let Layout::Image([c, h, w]) = self.layout else {
+            unreachable!("conv acts on images")
+        };
+        let out = self.layout.after_conv(layer);
+        let weight = layer.weight.val();
+        let centre = conv2d(
+            self.centre.reshape([n, c, h, w]),
+            weight.clone(),
+            Some(layer.bias.val()),
+            layer.options(),
+        );
+        let radius = conv2d(
+            self.radius.reshape([n, c, h, w]),
+            weight.abs(),
+            None,
+            layer.options(),
+        );
+        Ok(Self {
+            centre: centre.flatten(1, 3),
+            radius: radius.flatten(1, 3),
+            layout: Layout::Image(out),
+        })
+    }
+
+    fn linear(self, layer: &Linear) -> Result<Self, BoundsError> {
+        let weight = layer.weight.val();
+        let out = weight.dims()[1];
+        Ok(Self {
+            centre: layer.forward(self.centre),
+            radius: self.radius.matmul(weight.abs()),
+            layout: Layout::Flat(out),
+        })
+    }
+
+    fn relu(self) -> Result<Self, BoundsError> {
+        let (lower, upper) = self.concretize();
+        let (lower, upper) = (relu(lower), relu(upper));
+        Ok(Self {
+            centre: (upper.clone() + lower.clone()) * 0.5,
+            radius: (upper - lower) * 0.5,
+            layout: self.layout,
+        })
+    }
+
+    fn flatten(self) -> Result<Self, BoundsError> {
+        Ok(Self {
+            layout: Layout::Flat(self.layout.features()),
+            ..self
+        })
+    }
+
+    fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
+        let (w, b) = fold_spec(last, labels); // [n, classes, in], [n, classes]
+        let centre = w
+            .clone()
+            .matmul(self.centre.unsqueeze_dim::<3>(2))
+            .squeeze_dim::<2>(2)
+            + b;
+        let radius = w
+            .abs()
+            .matmul(self.radius.unsqueeze_dim::<3>(2))
+            .squeeze_dim::<2>(2);
+        Ok(centre - radius)
+    }
+
+    fn concretize(&self) -> (Tensor<2>, Tensor<2>) {
+        (
+            self.centre.clone() - self.radius.clone(),
+            self.centre.clone() + self.radius.clone(),
+        )
+    }
+}
