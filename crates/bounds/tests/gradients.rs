@@ -1,0 +1,163 @@
+//! The robust loss is differentiable through every domain: the autodiff gradient matches
+//! central finite differences along random directions of all parameters, on a tiny net.
+
+use burn::module::Param;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mixtrain_bounds::{DomainKind, InputDomain, InputSet};
+use mixtrain_nn::{Architecture, Backend, Layer, LayerSpec, Network};
+
+fn arch() -> Architecture {
+    Architecture {
+        name: "tiny".into(),
+        input: [1, 5, 5],
+        classes: 3,
+        layers: vec![
+            LayerSpec::Conv2d {
+                name: "conv".into(),
+                in_channels: 1,
+                out_channels: 3,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+            },
+            LayerSpec::Relu,
+            LayerSpec::Flatten,
+            LayerSpec::Linear {
+                name: "fc".into(),
+                in_features: 27,
+                out_features: 6,
+            },
+            LayerSpec::Relu,
+            LayerSpec::Linear {
+                name: "out".into(),
+                in_features: 6,
+                out_features: 3,
+            },
+        ],
+    }
+}
+
+/// Parameters as flat vectors, layer by layer (weight then bias).
+fn params(net: &Network) -> Vec<Vec<f32>> {
+    net.layers
+        .iter()
+        .flat_map(|l| match l {
+            Layer::Conv2d(c) => vec![c.weight.val().into_data(), c.bias.val().into_data()],
+            Layer::Linear(f) => vec![f.weight.val().into_data(), f.bias.val().into_data()],
+            _ => vec![],
+        })
+        .map(|d| d.try_to_vec::<f32>().unwrap())
+        .collect()
+}
+
+/// `net` with every parameter moved by `h * direction`.
+fn moved(net: &Network, direction: &[Vec<f32>], h: f32, device: &Device) -> Network {
+    let mut net = net.clone();
+    let mut k = 0;
+    for layer in &mut net.layers {
+        let mut step = |values: Vec<f32>| -> Vec<f32> {
+            let out = values
+                .iter()
+                .zip(&direction[k])
+                .map(|(v, d)| v + h * d)
+                .collect();
+            k += 1;
+            out
+        };
+        match layer {
+            Layer::Conv2d(c) => {
+                let (wd, bd) = (c.weight.val().dims(), c.bias.val().dims());
+                let w = step(c.weight.val().into_data().try_to_vec().unwrap());
+                let b = step(c.bias.val().into_data().try_to_vec().unwrap());
+                c.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, wd), device));
+                c.bias = Param::from_tensor(Tensor::from_data(TensorData::new(b, bd), device));
+            }
+            Layer::Linear(f) => {
+                let (wd, bd) = (f.weight.val().dims(), f.bias.val().dims());
+                let w = step(f.weight.val().into_data().try_to_vec().unwrap());
+                let b = step(f.bias.val().into_data().try_to_vec().unwrap());
+                f.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, wd), device));
+                f.bias = Param::from_tensor(Tensor::from_data(TensorData::new(b, bd), device));
+            }
+            _ => {}
+        }
+    }
+    net
+}
+
+fn robust_loss(net: &Network, domain: DomainKind, device: &Device) -> Tensor<1> {
+    let x: Vec<f32> = (0..2 * 25).map(|i| (i * 7 % 11) as f32 / 11.0).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [2, 1, 5, 5]), device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), device);
+    let set = InputSet::linf(x, 0.05, InputDomain::Unit).unwrap();
+    let wc = domain
+        .margins(net, &set, y.clone())
+        .unwrap()
+        .worst_case_logits();
+    log_softmax(wc, 1)
+        .gather(1, y.unsqueeze_dim(1))
+        .mean()
+        .neg()
+}
+
+#[test]
+fn robust_loss_gradient_matches_finite_differences() {
+    let plain = Backend::Flex.device(None).unwrap();
+    let ad = plain.clone().autodiff();
+    for domain in DomainKind::ALL {
+        let net = Network::init(&arch(), 11, &ad).unwrap();
+        let loss = robust_loss(&net, domain, &ad);
+        let grads = loss.backward();
+        let gradient: Vec<Vec<f32>> = net
+            .layers
+            .iter()
+            .flat_map(|l| match l {
+                Layer::Conv2d(c) => vec![
+                    c.weight.val().grad(&grads).unwrap().into_data(),
+                    c.bias.val().grad(&grads).unwrap().into_data(),
+                ],
+                Layer::Linear(f) => vec![
+                    f.weight.val().grad(&grads).unwrap().into_data(),
+                    f.bias.val().grad(&grads).unwrap().into_data(),
+                ],
+                _ => vec![],
+            })
+            .map(|d| d.try_to_vec::<f32>().unwrap())
+            .collect();
+        let base = Network::init(&arch(), 11, &plain).unwrap();
+        assert_eq!(params(&base).len(), gradient.len());
+        for seed in 0..3u64 {
+            let direction: Vec<Vec<f32>> = params(&base)
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    (0..p.len())
+                        .map(|j| {
+                            (((j as u64 + 31 * i as u64 + 97 * seed) * 2654435761 % 1000) as f32
+                                / 500.0)
+                                - 1.0
+                        })
+                        .collect()
+                })
+                .collect();
+            let analytic: f32 = gradient
+                .iter()
+                .flatten()
+                .zip(direction.iter().flatten())
+                .map(|(g, d)| g * d)
+                .sum();
+            let h = 1e-3;
+            let plus: f32 =
+                robust_loss(&moved(&base, &direction, h, &plain), domain, &plain).into_scalar();
+            let minus: f32 =
+                robust_loss(&moved(&base, &direction, -h, &plain), domain, &plain).into_scalar();
+            let numeric = (plus - minus) / (2.0 * h);
+            assert!(
+                (analytic - numeric).abs() <= 2e-2 * analytic.abs().max(numeric.abs()) + 1e-3,
+                "{}: directional derivative {analytic} (autodiff) vs {numeric} (finite differences)",
+                domain.name()
+            );
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Soundness: on random small networks of every layer kind, no sampled point of the input box,
+//! no corner of a tiny box and no point found by a few steps of gradient ascent on a margin
+//! leaves the bounds of any domain. Tolerance: float32 round-off, `1e-4 * (1 + |value|)`.
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mixtrain_bounds::{BoundsError, Domain, DomainKind, InputDomain, InputSet, Margins};
+use mixtrain_nn::{Architecture, Backend, LayerSpec, Linear, Network};
+use proptest::prelude::*;
+
+fn device() -> Device {
+    Backend::Flex.device(None).unwrap()
+}
+
+/// A random architecture: optional normalisation, 1-2 convolutions, flatten, 1-2 hidden linear
+/// layers, ReLU after every hidden layer.
+fn arch_strategy() -> impl Strategy<Value = Architecture> {
+    (
+        1usize..=2,
+        4usize..=7,
+        any::<bool>(),
+        prop::collection::vec((1usize..=4, 2usize..=3, 1usize..=2, 0usize..=1), 1..=2),
+        prop::collection::vec(2usize..=8, 1..=2),
+        2usize..=4,
+    )
+        .prop_map(|(channels, side, normalize, convs, hidden, classes)| {
+            let mut layers = Vec::new();
+            if normalize {
+                layers.push(LayerSpec::Normalize {
+                    mean: vec![0.4; channels],
+                    std: vec![0.3; channels],
+                });
+            }
+            let (mut c, mut s) = (channels, side);
+            for (i, (out, k, stride, pad)) in convs.into_iter().enumerate() {
+                if s + 2 * pad < k {
+                    continue;
+                }
+                layers.push(LayerSpec::Conv2d {
+                    name: format!("conv{i}"),
+                    in_channels: c,
+                    out_channels: out,
+                    kernel: k,
+                    stride,
+                    padding: pad,
+                });
+                layers.push(LayerSpec::Relu);
+                c = out;
+                s = (s + 2 * pad - k) / stride + 1;
+            }
+            layers.push(LayerSpec::Flatten);
+            let mut d = c * s * s;
+            for (i, h) in hidden.into_iter().enumerate() {
+                layers.push(LayerSpec::Linear {
+                    name: format!("fc{i}"),
+                    in_features: d,
+                    out_features: h,
+                });
+                layers.push(LayerSpec::Relu);
+                d = h;
+            }
+            layers.push(LayerSpec::Linear {
+                name: "out".into(),
+                in_features: d,
+                out_features: classes,
+            });
+            Architecture {
+                name: "random".into(),
+                input: [channels, side, side],
+                classes,
+                layers,
+            }
+        })
+}
+
+fn margins_at(net: &Network, x: Tensor<4>, labels: &[i64]) -> Vec<f32> {
+    let logits = net.forward(x);
+    let [n, classes] = logits.dims();
+    let l: Vec<f32> = logits.into_data().try_to_vec().unwrap();
+    (0..n)
+        .flat_map(|i| (0..classes).map(move |j| (i, j)))
+        .map(|(i, j)| l[i * classes + labels[i] as usize] - l[i * classes + j])
+        .collect()
+}
+
+fn check(
+    domain: DomainKind,
+    net: &Network,
+    set: &InputSet,
+    labels: &[i64],
+    points: &[Tensor<4>],
+) -> Result<(), TestCaseError> {
+    let y =
+        Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [labels.len()]), &device());
+    let bounds: Margins = domain.margins(net, set, y).unwrap();
+    let lower: Vec<f32> = bounds.lower.into_data().try_to_vec().unwrap();
+    for p in points {
+        for (k, (m, lo)) in margins_at(net, p.clone(), labels)
+            .iter()
+            .zip(&lower)
+            .enumerate()
+        {
+            prop_assert!(
+                *m >= lo - 1e-4 * (1.0 + lo.abs()),
+                "{}: margin {m} below its lower bound {lo} (entry {k})",
+                domain.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Uniform points of the box, its centre, and a few steps of signed-gradient ascent on the
+/// negated margins (a PGD attack on the bound), projected onto the box.
+fn sample_points(net: &Network, set: &InputSet, labels: &[i64], seed: u64) -> Vec<Tensor<4>> {
+    let dev = device();
+    let (lo, hi) = (set.lower.clone(), set.upper.clone());
+    let dims = lo.dims();
+    let mut rng = seed;
+    let mut uniform = |n: usize| -> Tensor<4> {
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (rng >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(v, dims), &dev)
+    };
+    let count: usize = dims.iter().product();
+    let mut points: Vec<Tensor<4>> = (0..8)
+        .map(|_| lo.clone() + (hi.clone() - lo.clone()) * uniform(count))
+        .collect();
+    points.push((lo.clone() + hi.clone()) * 0.5);
+    let ad = dev.clone().autodiff();
+    let net_ad = net.clone().fork(&ad);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [labels.len()]), &ad);
+    let mut x = (lo.clone() + hi.clone()) * 0.5;
+    let step = (hi.clone() - lo.clone()).max().into_scalar::<f32>() / 4.0;
+    for _ in 0..5 {
+        let xg = x.clone().autodiff().require_grad();
+        let logits = net_ad.forward(xg.clone());
+        let own = logits.clone().gather(1, y.clone().unsqueeze_dim(1));
+        let grads = (logits - own).sum().backward(); // raise z_j - z_y for every j
+        let g = xg.grad(&grads).unwrap();
+        x = (x + g.sign() * step)
+            .max_pair(lo.clone())
+            .min_pair(hi.clone());
+        points.push(x.clone());
+    }
+    points
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_point_leaves_the_bounds(arch in arch_strategy(), seed in any::<u64>(), eps in 0.0f32..0.3, image_domain in any::<bool>(), scale in 1.0f32..4.0) {
+        let dev = device();
+        let net = scaled(Network::init(&arch, seed, &dev).unwrap(), scale);
+        let [c, h, w] = arch.input;
+        let n = 3;
+        let x = Tensor::<4>::from_data(TensorData::new((0..n * c * h * w).map(|i| (((i as u64 * 2654435761) ^ seed) % 1000) as f32 / 1000.0).collect::<Vec<f32>>(), [n, c, h, w]), &dev);
+        let domain = if image_domain { InputDomain::Image } else { InputDomain::Unit };
+        let set = InputSet::linf(x, eps, domain).unwrap();
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i + seed as i64).rem_euclid(arch.classes as i64)).collect();
+        let points = sample_points(&net, &set, &labels, seed);
+        for d in DomainKind::ALL {
+            check(d, &net, &set, &labels, &points)?;
+        }
+    }
+
+    #[test]
+    fn no_corner_of_a_tiny_box_leaves_the_bounds(seed in any::<u64>(), eps in 0.0f32..0.5, hidden in 2usize..6) {
+        // 1x3x3 input: all 512 corners of the box.
+        let arch = Architecture {
+            name: "tiny".into(),
+            input: [1, 3, 3],
+            classes: 3,
+            layers: vec![
+                LayerSpec::Conv2d { name: "conv".into(), in_channels: 1, out_channels: 2, kernel: 2, stride: 1, padding: 0 },
+                LayerSpec::Relu,
+                LayerSpec::Flatten,
+                LayerSpec::Linear { name: "fc".into(), in_features: 8, out_features: hidden },
+                LayerSpec::Relu,
+                LayerSpec::Linear { name: "out".into(), in_features: hidden, out_features: 3 },
+            ],
+        };
+        let dev = device();
+        let net = scaled(Network::init(&arch, seed, &dev).unwrap(), 3.0);
+        let x: Vec<f32> = (0..9).map(|i| (((i as u64 * 40503) ^ seed) % 997) as f32 / 997.0).collect();
+        let set = InputSet::linf(Tensor::from_data(TensorData::new(x, [1, 1, 3, 3]), &dev), eps, InputDomain::Unit).unwrap();
+        let (lo, hi): (Vec<f32>, Vec<f32>) = (set.lower.clone().into_data().try_to_vec().unwrap(), set.upper.clone().into_data().try_to_vec().unwrap());
+        let (lo, hi) = (&lo, &hi);
+        let corners: Vec<f32> = (0..512u32).flat_map(|m| (0..9).map(move |i| if m >> i & 1 == 1 { hi[i] } else { lo[i] })).collect();
+        let corners = Tensor::<4>::from_data(TensorData::new(corners, [512, 1, 3, 3]), &dev);
+        let label = (seed % 3) as i64;
+        for d in DomainKind::ALL {
+            let y = Tensor::<1, Int>::from_data(TensorData::new(vec![label], [1]), &dev);
+            let lower: Vec<f32> = d.margins(&net, &set, y).unwrap().lower.into_data().try_to_vec().unwrap();
+            let all = margins_at(&net, corners.clone(), &[label; 512]);
+            for (k, m) in all.iter().enumerate() {
+                let lo = lower[k % 3];
+                prop_assert!(*m >= lo - 1e-4 * (1.0 + lo.abs()), "{}: corner {} margin {m} below {lo}", d.name(), k / 3);
+            }
+        }
+    }
+}
+
+/// Multiplies every weight by `scale`, so that ReLUs of random nets are often unstable.
+fn scaled(mut net: Network, scale: f32) -> Network {
+    use burn::module::Param;
+    use mixtrain_nn::Layer;
+    for layer in &mut net.layers {
+        match layer {
+            Layer::Conv2d(c) => c.weight = Param::from_tensor(c.weight.val() * scale),
+            Layer::Linear(f) => f.weight = Param::from_tensor(f.weight.val() * scale),
+            _ => {}
+        }
+    }
+    net
+}
+
+/// A domain with no rules of its own beyond the required ones.
+struct Bare;
+
+impl Domain for Bare {
+    const NAME: &'static str = "bare";
+    fn input(set: &InputSet) -> Self {
+        let _ = set;
+        Bare
+    }
+    fn flatten(self) -> Result<Self, BoundsError> {
+        Ok(self)
+    }
+    fn margins(self, _last: &Linear, _labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
+        unreachable!("the convolution comes first")
+    }
+    fn concretize(&self) -> (Tensor<2>, Tensor<2>) {
+        unreachable!()
+    }
+}
+
+#[test]
+fn a_layer_without_a_rule_is_an_error_naming_layer_and_domain() {
+    let dev = device();
+    let net = Network::init(
+        &mixtrain_nn::zoo::architecture("mnist_small").unwrap(),
+        0,
+        &dev,
+    )
+    .unwrap();
+    let set = InputSet::linf(Tensor::zeros([1, 1, 28, 28], &dev), 0.1, InputDomain::Unit).unwrap();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &dev);
+    let e = mixtrain_bounds::margins::<Bare>(&net, &set, y)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "layer conv2d has no rule in domain bare");
+}
