@@ -75,6 +75,18 @@ pub fn margins<D: Domain>(
     set: &InputSet,
     labels: Tensor<1, Int>,
 ) -> Result<Margins, BoundsError> {
+    let (state, last) = forward::<D>(net, set, |_| {})?;
+    let lower = state.margins(last, &labels)?;
+    Ok(Margins { lower, labels })
+}
+
+/// Runs `D` through every layer but the last (which must be linear), calling `before_relu` with
+/// the state in front of each ReLU; returns the final state and the last layer.
+pub(crate) fn forward<'n, D: Domain>(
+    net: &'n Network,
+    set: &InputSet,
+    mut before_relu: impl FnMut(&D),
+) -> Result<(D, &'n Linear), BoundsError> {
     let (last, body) = match net.layers.split_last() {
         Some((Layer::Linear(last), body)) => (last, body),
         _ => {
@@ -92,12 +104,14 @@ pub fn margins<D: Domain>(
             Layer::Normalize(n) => state.normalize(n)?,
             Layer::Conv2d(c) => state.conv2d(c)?,
             Layer::Linear(l) => state.linear(l)?,
-            Layer::Relu(_) => state.relu()?,
+            Layer::Relu(_) => {
+                before_relu(&state);
+                state.relu()?
+            }
             Layer::Flatten(_) => state.flatten()?,
         };
     }
-    let lower = state.margins(last, &labels)?;
-    Ok(Margins { lower, labels })
+    Ok((state, last))
 }
 
 /// The last layer with the specification folded in: for each point, rows `W_y - W_j`
@@ -118,15 +132,26 @@ pub enum DomainKind {
     Interval,
     #[default]
     Symbolic,
+    /// CROWN with interval intermediate bounds: CROWN-IBP's bound.
+    Crown,
+    /// CROWN with symbolic-interval intermediate bounds.
+    CrownSymbolic,
 }
 
 impl DomainKind {
-    pub const ALL: [DomainKind; 2] = [DomainKind::Interval, DomainKind::Symbolic];
+    pub const ALL: [DomainKind; 4] = [
+        DomainKind::Interval,
+        DomainKind::Symbolic,
+        DomainKind::Crown,
+        DomainKind::CrownSymbolic,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             DomainKind::Interval => crate::Interval::NAME,
             DomainKind::Symbolic => crate::Symbolic::NAME,
+            DomainKind::Crown => "crown",
+            DomainKind::CrownSymbolic => "crown-symbolic",
         }
     }
 
@@ -140,6 +165,8 @@ impl DomainKind {
         match self {
             DomainKind::Interval => margins::<crate::Interval>(net, set, labels),
             DomainKind::Symbolic => margins::<crate::Symbolic>(net, set, labels),
+            DomainKind::Crown => crate::crown::margins::<crate::Interval>(net, set, labels),
+            DomainKind::CrownSymbolic => crate::crown::margins::<crate::Symbolic>(net, set, labels),
         }
     }
 }

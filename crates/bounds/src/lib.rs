@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod crown;
 mod domain;
 mod error;
 mod input;

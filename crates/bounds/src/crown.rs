@@ -1,0 +1,135 @@
+//! CROWN: backward linear relaxation of the margin specification.
+//!
+//! Starting from the specification folded into the last layer (`Lambda = W_y - W_j`), the
+//! linear function is carried backwards layer by layer: affine layers compose exactly (a
+//! convolution's adjoint is the transposed convolution), and each ReLU is replaced by a linear
+//! bound chosen by the sign of its coefficient: the chord `u / (u - l) (z - l)` where the
+//! coefficient is negative, and `alpha z` where it is positive, with `alpha = 1` if `u >= -l`
+//! else `0` (CROWN's adaptive lower bound). The pre-activation bounds `l, u` come from a forward
+//! domain (`Interval` gives CROWN-IBP). At the input the function is minimised over the box in
+//! closed form. Cost scales with the number of margins (classes), not with the input size.
+
+use burn::tensor::module::conv_transpose2d;
+use burn::tensor::ops::ConvTransposeOptions;
+use burn::tensor::{Int, Tensor, activation::relu};
+use mixtrain_nn::{Layer, Network};
+
+use crate::domain::{Domain, Layout, fold_spec, forward};
+use crate::{BoundsError, InputSet, Margins};
+
+/// Margin lower bounds by CROWN with intermediate bounds from domain `D`.
+pub fn margins<D: Domain>(
+    net: &Network,
+    set: &InputSet,
+    labels: Tensor<1, Int>,
+) -> Result<Margins, BoundsError> {
+    let mut pre_relu: Vec<(Tensor<2>, Tensor<2>)> = Vec::new();
+    let (_, last) = forward::<D>(net, set, |state| pre_relu.push(state.concretize()))?;
+    let body = &net.layers[..net.layers.len() - 1];
+
+    // the layout in front of each layer
+    let [_, c, h, w] = set.lower.dims();
+    let mut layouts = Vec::with_capacity(body.len());
+    let mut layout = Layout::Image([c, h, w]);
+    for layer in body {
+        layouts.push(layout);
+        layout = match layer {
+            Layer::Conv2d(conv) => Layout::Image(layout.after_conv(conv)),
+            Layer::Linear(l) => Layout::Flat(l.weight.val().dims()[1]),
+            Layer::Flatten(_) => Layout::Flat(layout.features()),
+            Layer::Normalize(_) | Layer::Relu(_) => layout,
+        };
+    }
+
+    let (mut lambda, mut bias) = fold_spec(last, &labels); // [n, classes, d], [n, classes]
+    let [n, classes, _] = lambda.dims();
+    for (layer, layout) in body.iter().zip(layouts).rev() {
+        match layer {
+            Layer::Linear(l) => {
+                let weight = l.weight.val(); // [in, out]
+                let [d_in, d_out] = weight.dims();
+                bias = bias + dot(lambda.clone(), l.bias.val().reshape([1, 1, d_out]));
+                lambda = lambda
+                    .reshape([n * classes, d_out])
+                    .matmul(weight.transpose())
+                    .reshape([n, classes, d_in]);
+            }
+            Layer::Conv2d(conv) => {
+                let Layout::Image([ci, hi, wi]) = layout else {
+                    unreachable!("conv acts on images")
+                };
+                let [co, ho, wo] = layout.after_conv(conv);
+                let k = conv.weight.val().dims()[2];
+                let per_channel = lambda
+                    .clone()
+                    .reshape([n, classes, co, ho * wo])
+                    .sum_dim(3)
+                    .squeeze_dim::<3>(3);
+                bias = bias + dot(per_channel, conv.bias.val().reshape([1, 1, co]));
+                let pad_out = |s: usize| (s + 2 * conv.padding - k) % conv.stride;
+                let options = ConvTransposeOptions::new(
+                    [conv.stride; 2],
+                    [conv.padding; 2],
+                    [pad_out(hi), pad_out(wi)],
+                    [1, 1],
+                    1,
+                );
+                let back = conv_transpose2d(
+                    lambda.reshape([n * classes, co, ho, wo]),
+                    conv.weight.val(),
+                    None,
+                    options,
+                );
+                lambda = back.reshape([n, classes, ci * hi * wi]);
+            }
+            Layer::Relu(_) => {
+                let (lower, upper) = pre_relu.pop().expect("one recorded bound per ReLU");
+                let unstable = lower
+                    .clone()
+                    .lower_elem(0.0)
+                    .bool_and(upper.clone().greater_elem(0.0));
+                let active = lower.clone().greater_equal_elem(0.0);
+                let width =
+                    (upper.clone() - lower.clone()).mask_fill(unstable.clone().bool_not(), 1.0);
+                let slope = lower
+                    .zeros_like()
+                    .mask_where(unstable.clone(), upper.clone() / width)
+                    .mask_fill(active.clone(), 1.0);
+                let intercept = (slope.clone() * lower.clone())
+                    .neg()
+                    .mask_fill(unstable.clone().bool_not(), 0.0);
+                let alpha = upper
+                    .clone()
+                    .greater_equal(lower.neg())
+                    .float()
+                    .mask_fill(active, 1.0)
+                    .mask_fill(upper.lower_equal_elem(0.0), 0.0);
+                let positive = relu(lambda.clone());
+                let negative = lambda - positive.clone();
+                bias = bias + dot(negative.clone(), intercept.clone().unsqueeze_dim(1));
+                lambda = positive * alpha.unsqueeze_dim(1) + negative * slope.unsqueeze_dim(1);
+            }
+            Layer::Normalize(norm) => {
+                let Layout::Image([ci, hi, wi]) = layout else {
+                    unreachable!("normalize acts on images")
+                };
+                let (mean, inv) = norm.scale_shift(&lambda.device());
+                let inv: Tensor<2> = inv.expand([1, ci, hi, wi]).flatten(1, 3); // [1, d]
+                let shift: Tensor<2> =
+                    (mean.expand([1, ci, hi, wi]).flatten(1, 3) * inv.clone()).neg();
+                bias = bias + dot(lambda.clone(), shift.unsqueeze_dim(0));
+                lambda = lambda * inv.unsqueeze_dim(0);
+            }
+            Layer::Flatten(_) => {}
+        }
+    }
+    let (centre, radius) = set.centre_radius();
+    let lower = bias + dot(lambda.clone(), centre.unsqueeze_dim(1))
+        - dot(lambda.abs(), radius.unsqueeze_dim(1));
+    Ok(Margins { lower, labels })
+}
+
+/// `sum_d a[n, c, d] * b[.., .., d]` with `b` broadcast over the leading dimensions: `[n, c]`.
+fn dot(a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
+    (a * b).sum_dim(2).squeeze_dim::<2>(2)
+}
