@@ -14,7 +14,7 @@ use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{Layer, Network};
 
-use crate::domain::{Domain, Layout, fold_spec, forward};
+use crate::domain::{Domain, Layout, ReluRelaxation, fold_spec, forward};
 use crate::{BoundsError, InputSet, Margins};
 
 /// Margin lower bounds by CROWN with intermediate bounds from domain `D`.
@@ -84,26 +84,16 @@ pub fn margins<D: Domain>(
             }
             Layer::Relu(_) => {
                 let (lower, upper) = pre_relu.pop().expect("one recorded bound per ReLU");
-                let unstable = lower
-                    .clone()
-                    .lower_elem(0.0)
-                    .bool_and(upper.clone().greater_elem(0.0));
-                let active = lower.clone().greater_equal_elem(0.0);
-                let width =
-                    (upper.clone() - lower.clone()).mask_fill(unstable.clone().bool_not(), 1.0);
-                let slope = lower
-                    .zeros_like()
-                    .mask_where(unstable.clone(), upper.clone() / width)
-                    .mask_fill(active.clone(), 1.0);
-                let intercept = (slope.clone() * lower.clone())
-                    .neg()
-                    .mask_fill(unstable.clone().bool_not(), 0.0);
+                let relax = ReluRelaxation::new(&lower, &upper);
+                let intercept = relax.intercept(lower.clone());
+                // CROWN's adaptive lower line: z where the upper end dominates, else 0
                 let alpha = upper
                     .clone()
                     .greater_equal(lower.neg())
                     .float()
-                    .mask_fill(active, 1.0)
+                    .mask_fill(relax.active, 1.0)
                     .mask_fill(upper.lower_equal_elem(0.0), 0.0);
+                let slope = relax.slope;
                 let positive = relu(lambda.clone());
                 let negative = lambda - positive.clone();
                 bias = bias + dot(negative.clone(), intercept.clone().unsqueeze_dim(1));

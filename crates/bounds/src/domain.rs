@@ -1,4 +1,4 @@
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 use mixtrain_nn::{Conv2d, Layer, Linear, Network, Normalize};
 
 use crate::{BoundsError, InputSet, Margins};
@@ -184,5 +184,45 @@ impl std::str::FromStr for DomainKind {
                     DomainKind::ALL.map(|d| d.name()).join(", ")
                 ))
             })
+    }
+}
+
+/// The linear relaxation of ReLU on pre-activation bounds `[l, u]`, shared by the domains that
+/// relax (symbolic forwards, CROWN backwards): on an unstable neuron (`l < 0 < u`)
+/// `slope z <= relu(z) <= slope (z - l)` with `slope = u / (u - l)`; the slope is 1 on an active
+/// neuron and 0 on an inactive one, where ReLU is linear. Gradients flow through the slope.
+pub(crate) struct ReluRelaxation {
+    /// `[n, d]`.
+    pub slope: Tensor<2>,
+    /// `l < 0 < u`.
+    pub unstable: Tensor<2, Bool>,
+    /// `l >= 0`.
+    pub active: Tensor<2, Bool>,
+}
+
+impl ReluRelaxation {
+    pub(crate) fn new(lower: &Tensor<2>, upper: &Tensor<2>) -> Self {
+        let active = lower.clone().greater_equal_elem(0.0);
+        let unstable = lower
+            .clone()
+            .lower_elem(0.0)
+            .bool_and(upper.clone().greater_elem(0.0));
+        let width = (upper.clone() - lower.clone()).mask_fill(unstable.clone().bool_not(), 1.0);
+        let slope = lower
+            .zeros_like()
+            .mask_where(unstable.clone(), upper.clone() / width)
+            .mask_fill(active.clone(), 1.0);
+        Self {
+            slope,
+            unstable,
+            active,
+        }
+    }
+
+    /// `-slope * l` on unstable neurons, 0 elsewhere: the intercept of the upper line.
+    pub(crate) fn intercept(&self, lower: Tensor<2>) -> Tensor<2> {
+        (self.slope.clone() * lower)
+            .neg()
+            .mask_fill(self.unstable.clone().bool_not(), 0.0)
     }
 }

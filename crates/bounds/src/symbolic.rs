@@ -1,10 +1,10 @@
 //! The symbolic interval domain with symbolic linear relaxation (MixTrain's domain).
 
 use burn::tensor::module::conv2d;
-use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor};
+use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use mixtrain_nn::{Conv2d, Linear, Normalize};
 
-use crate::domain::{Domain, Layout, fold_spec};
+use crate::domain::{Domain, Layout, ReluRelaxation, fold_spec};
 use crate::{BoundsError, InputSet};
 
 /// How the neurons depend on the input symbols `eta` (one per input value, in `[-1, 1]`,
@@ -183,17 +183,10 @@ impl Domain for Symbolic {
     fn relu(self) -> Result<Self, BoundsError> {
         let (lower, upper) = self.concretize();
         let [n, d] = lower.dims();
-        let active: Tensor<2, Bool> = lower.clone().greater_equal_elem(0.0);
-        let unstable: Tensor<2, Bool> = lower
-            .clone()
-            .lower_elem(0.0)
-            .bool_and(upper.clone().greater_elem(0.0));
-        let width = (upper.clone() - lower.clone()).mask_fill(unstable.clone().bool_not(), 1.0);
-        let lambda = lower
-            .zeros_like()
-            .mask_where(unstable.clone(), upper / width)
-            .mask_fill(active, 1.0);
-        let mu = (lambda.clone() * lower * -0.5).mask_fill(unstable.clone().bool_not(), 0.0);
+        let relax = ReluRelaxation::new(&lower, &upper);
+        // lambda z + mu +- mu, with mu half the upper line's intercept
+        let mu = relax.intercept(lower) * 0.5;
+        let (lambda, unstable) = (relax.slope, relax.unstable);
         let centre = lambda.clone() * self.centre + mu.clone();
         let d_in = self.input_radius.dims()[1];
         let (coeffs, errors) = Self::scale_columns(self.coeffs, self.errors, lambda, d_in);
