@@ -53,32 +53,31 @@ fn params(net: &Network) -> Vec<Vec<f32>> {
 
 /// `net` with every parameter moved by `h * direction`.
 fn moved(net: &Network, direction: &[Vec<f32>], h: f32, device: &Device) -> Network {
+    /// `p + h * d` as a new parameter.
+    fn shift<const D: usize>(
+        p: &Param<Tensor<D>>,
+        d: &[f32],
+        h: f32,
+        device: &Device,
+    ) -> Param<Tensor<D>> {
+        let t = p.val();
+        let step = Tensor::<1>::from_data(TensorData::new(d.to_vec(), [d.len()]), device)
+            .reshape(t.dims());
+        Param::from_tensor(t + step * h)
+    }
     let mut net = net.clone();
     let mut k = 0;
     for layer in &mut net.layers {
-        let mut step = |values: Vec<f32>| -> Vec<f32> {
-            let out = values
-                .iter()
-                .zip(&direction[k])
-                .map(|(v, d)| v + h * d)
-                .collect();
-            k += 1;
-            out
-        };
         match layer {
             Layer::Conv2d(c) => {
-                let (wd, bd) = (c.weight.val().dims(), c.bias.val().dims());
-                let w = step(c.weight.val().into_data().try_to_vec().unwrap());
-                let b = step(c.bias.val().into_data().try_to_vec().unwrap());
-                c.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, wd), device));
-                c.bias = Param::from_tensor(Tensor::from_data(TensorData::new(b, bd), device));
+                c.weight = shift(&c.weight, &direction[k], h, device);
+                c.bias = shift(&c.bias, &direction[k + 1], h, device);
+                k += 2;
             }
             Layer::Linear(f) => {
-                let (wd, bd) = (f.weight.val().dims(), f.bias.val().dims());
-                let w = step(f.weight.val().into_data().try_to_vec().unwrap());
-                let b = step(f.bias.val().into_data().try_to_vec().unwrap());
-                f.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, wd), device));
-                f.bias = Param::from_tensor(Tensor::from_data(TensorData::new(b, bd), device));
+                f.weight = shift(&f.weight, &direction[k], h, device);
+                f.bias = shift(&f.bias, &direction[k + 1], h, device);
+                k += 2;
             }
             _ => {}
         }
