@@ -12,10 +12,10 @@
 use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Int, Tensor, activation::relu};
-use mixtrain_nn::{Layer, Network};
+use mixtrain_nn::{Layer, Linear, Network};
 
 use crate::domain::{Domain, Layout, ReluRelaxation, fold_spec, forward};
-use crate::{BoundsError, InputSet, Margins};
+use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
 
 /// Margin lower bounds by CROWN with intermediate bounds from domain `D`.
 pub fn margins<D: Domain>(
@@ -25,6 +25,19 @@ pub fn margins<D: Domain>(
 ) -> Result<Margins, BoundsError> {
     let mut pre_relu: Vec<(Tensor<2>, Tensor<2>)> = Vec::new();
     let (_, last) = forward::<D>(net, set, |state| pre_relu.push(state.concretize()))?;
+    let lower = backward(net, last, set, &labels, pre_relu);
+    Ok(Margins { lower, labels })
+}
+
+/// The backward pass: margin lower bounds `[n, classes]` given the bounds in front of every
+/// ReLU, in order.
+pub(crate) fn backward(
+    net: &Network,
+    last: &Linear,
+    set: &InputSet,
+    labels: &Tensor<1, Int>,
+    mut pre_relu: Vec<(Tensor<2>, Tensor<2>)>,
+) -> Tensor<2> {
     let body = &net.layers[..net.layers.len() - 1];
 
     // the layout in front of each layer
@@ -41,7 +54,7 @@ pub fn margins<D: Domain>(
         };
     }
 
-    let (mut lambda, mut bias) = fold_spec(last, &labels); // [n, classes, d], [n, classes]
+    let (mut lambda, mut bias) = fold_spec(last, labels); // [n, classes, d], [n, classes]
     let [n, classes, _] = lambda.dims();
     for (layer, layout) in body.iter().zip(layouts).rev() {
         match layer {
@@ -114,12 +127,45 @@ pub fn margins<D: Domain>(
         }
     }
     let (centre, radius) = set.centre_radius();
-    let lower = bias + dot(lambda.clone(), centre.unsqueeze_dim(1))
-        - dot(lambda.abs(), radius.unsqueeze_dim(1));
-    Ok(Margins { lower, labels })
+    bias + dot(lambda.clone(), centre.unsqueeze_dim(1)) - dot(lambda.abs(), radius.unsqueeze_dim(1))
 }
 
 /// `sum_d a[n, c, d] * b[.., .., d]` with `b` broadcast over the leading dimensions: `[n, c]`.
 fn dot(a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
     (a * b).sum_dim(2).squeeze_dim::<2>(2)
+}
+
+/// The intersection of the domains: interval and symbolic run forwards, and their bounds in
+/// front of every ReLU drive three CROWN backward passes (interval's, symbolic's, and their
+/// intersection neuron by neuron); the margin bounds of all five are intersected. Sound because
+/// each is, and never looser than any single domain. All three backward passes are needed:
+/// CROWN's adaptive lower line (`alpha = [u >= -l]`) makes it non-monotone in the intermediate
+/// bounds, so tighter intermediates can give a looser margin. The forward domains do not yet
+/// tighten each other inside the pass (symbolic does not use interval's bounds at its ReLUs).
+pub fn best_margins(
+    net: &Network,
+    set: &InputSet,
+    labels: Tensor<1, Int>,
+) -> Result<Margins, BoundsError> {
+    let mut from_interval = Vec::new();
+    let (interval, last) = forward::<Interval>(net, set, |s| from_interval.push(s.concretize()))?;
+    let mut from_symbolic = Vec::new();
+    let (symbolic, _) = forward::<Symbolic>(net, set, |s| from_symbolic.push(s.concretize()))?;
+    let intersected = from_interval
+        .iter()
+        .zip(&from_symbolic)
+        .map(|((li, ui), (ls, us))| {
+            (
+                li.clone().max_pair(ls.clone()),
+                ui.clone().min_pair(us.clone()),
+            )
+        })
+        .collect();
+    let lower = interval
+        .margins(last, &labels)?
+        .max_pair(symbolic.margins(last, &labels)?)
+        .max_pair(backward(net, last, set, &labels, from_interval))
+        .max_pair(backward(net, last, set, &labels, from_symbolic))
+        .max_pair(backward(net, last, set, &labels, intersected));
+    Ok(Margins { lower, labels })
 }

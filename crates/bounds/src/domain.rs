@@ -136,14 +136,17 @@ pub enum DomainKind {
     Crown,
     /// CROWN with symbolic-interval intermediate bounds.
     CrownSymbolic,
+    /// The intersection of the others (see [`crate::best_margins`]).
+    Best,
 }
 
 impl DomainKind {
-    pub const ALL: [DomainKind; 4] = [
+    pub const ALL: [DomainKind; 5] = [
         DomainKind::Interval,
         DomainKind::Symbolic,
         DomainKind::Crown,
         DomainKind::CrownSymbolic,
+        DomainKind::Best,
     ];
 
     pub fn name(self) -> &'static str {
@@ -152,6 +155,7 @@ impl DomainKind {
             DomainKind::Symbolic => crate::Symbolic::NAME,
             DomainKind::Crown => "crown",
             DomainKind::CrownSymbolic => "crown-symbolic",
+            DomainKind::Best => "best",
         }
     }
 
@@ -167,6 +171,7 @@ impl DomainKind {
             DomainKind::Symbolic => margins::<crate::Symbolic>(net, set, labels),
             DomainKind::Crown => crate::crown::margins::<crate::Interval>(net, set, labels),
             DomainKind::CrownSymbolic => crate::crown::margins::<crate::Symbolic>(net, set, labels),
+            DomainKind::Best => crate::crown::best_margins(net, set, labels),
         }
     }
 }

@@ -28,6 +28,7 @@ mod interval;
 mod spec;
 mod symbolic;
 
+pub use crown::best_margins;
 pub use domain::{Domain, DomainKind, Layout, margins};
 pub use error::BoundsError;
 pub use input::{InputDomain, InputSet};

@@ -172,6 +172,23 @@ proptest! {
     }
 
     #[test]
+    fn best_is_never_looser_than_any_domain(arch in arch_strategy(), seed in any::<u64>(), eps in 0.0f32..0.3, scale in 1.0f32..4.0) {
+        let dev = device();
+        let net = scaled(Network::init(&arch, seed, &dev).unwrap(), scale);
+        let [c, h, w] = arch.input;
+        let x = Tensor::<4>::from_data(TensorData::new((0..2 * c * h * w).map(|i| ((i as u64 * 7919 + seed) % 1000) as f32 / 1000.0).collect::<Vec<f32>>(), [2, c, h, w]), &dev);
+        let set = InputSet::linf(x, eps, InputDomain::Unit).unwrap();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &dev);
+        let lower = |d: DomainKind| -> Vec<f32> { d.margins(&net, &set, labels.clone()).unwrap().lower.into_data().try_to_vec().unwrap() };
+        let best = lower(DomainKind::Best);
+        for d in DomainKind::ALL {
+            for (b, o) in best.iter().zip(lower(d)) {
+                prop_assert!(*b >= o - 1e-5 * (1.0 + o.abs()), "best {b} looser than {} {o}", d.name());
+            }
+        }
+    }
+
+    #[test]
     fn no_corner_of_a_tiny_box_leaves_the_bounds(seed in any::<u64>(), eps in 0.0f32..0.5, hidden in 2usize..6) {
         // 1x3x3 input: all 512 corners of the box.
         let arch = Architecture {

@@ -129,7 +129,7 @@ struct EvalArgs {
     /// `verified_acc`.
     #[arg(long)]
     eps: Option<f64>,
-    /// Bound domain for --eps: interval, symbolic, crown (CROWN-IBP) or crown-symbolic.
+    /// Bound domain for --eps: interval, symbolic, crown (CROWN-IBP), crown-symbolic or best.
     #[arg(long, default_value = "symbolic", requires = "eps")]
     domain: String,
     /// The box inputs stay in: unit ([0,1]) or image (each image's own min and max pixel).
