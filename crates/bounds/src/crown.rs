@@ -14,7 +14,9 @@ use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{Layer, Linear, Network};
 
-use crate::domain::{Domain, Layout, ReluRelaxation, fold_spec, forward};
+use crate::domain::{
+    Domain, Layout, ReluRelaxation, apply, dot, flat_normalization, fold_spec, forward,
+};
 use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
 
 /// Margin lower bounds by CROWN with intermediate bounds from domain `D`.
@@ -109,30 +111,20 @@ pub(crate) fn backward(
                 let slope = relax.slope;
                 let positive = relu(lambda.clone());
                 let negative = lambda - positive.clone();
-                bias = bias + dot(negative.clone(), intercept.clone().unsqueeze_dim(1));
+                bias = bias + apply(negative.clone(), intercept);
                 lambda = positive * alpha.unsqueeze_dim(1) + negative * slope.unsqueeze_dim(1);
             }
             Layer::Normalize(norm) => {
-                let Layout::Image([ci, hi, wi]) = layout else {
-                    unreachable!("normalize acts on images")
-                };
-                let (mean, inv) = norm.scale_shift(&lambda.device());
-                let inv: Tensor<2> = inv.expand([1, ci, hi, wi]).flatten(1, 3); // [1, d]
-                let shift: Tensor<2> =
-                    (mean.expand([1, ci, hi, wi]).flatten(1, 3) * inv.clone()).neg();
-                bias = bias + dot(lambda.clone(), shift.unsqueeze_dim(0));
+                let (mean, inv) = flat_normalization(norm, layout, &lambda.device());
+                let shift = (mean * inv.clone()).neg();
+                bias = bias + apply(lambda.clone(), shift);
                 lambda = lambda * inv.unsqueeze_dim(0);
             }
             Layer::Flatten(_) => {}
         }
     }
     let (centre, radius) = set.centre_radius();
-    bias + dot(lambda.clone(), centre.unsqueeze_dim(1)) - dot(lambda.abs(), radius.unsqueeze_dim(1))
-}
-
-/// `sum_d a[n, c, d] * b[.., .., d]` with `b` broadcast over the leading dimensions: `[n, c]`.
-fn dot(a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
-    (a * b).sum_dim(2).squeeze_dim::<2>(2)
+    bias + apply(lambda.clone(), centre) - apply(lambda.abs(), radius)
 }
 
 /// The intersection of the domains: interval and symbolic run forwards, and their bounds in

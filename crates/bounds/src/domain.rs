@@ -1,3 +1,4 @@
+use burn::tensor::Device;
 use burn::tensor::{Bool, Int, Tensor};
 use mixtrain_nn::{Conv2d, Layer, Linear, Network, Normalize};
 
@@ -6,13 +7,13 @@ use crate::{BoundsError, InputSet, Margins};
 /// The shape of the activations a domain currently represents; domains keep them flat
 /// (`[n, features]`, channel-major like PyTorch's `flatten`) and reshape for convolutions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     Image([usize; 3]),
     Flat(usize),
 }
 
 impl Layout {
-    pub fn features(self) -> usize {
+    pub(crate) fn features(self) -> usize {
         match self {
             Layout::Image([c, h, w]) => c * h * w,
             Layout::Flat(d) => d,
@@ -230,4 +231,31 @@ impl ReluRelaxation {
             .neg()
             .mask_fill(self.unstable.clone().bool_not(), 0.0)
     }
+}
+
+/// `sum_d a[n, c, d] * b[.., .., d]` with `b` broadcast over the leading dimensions: `[n, c]`.
+pub(crate) fn dot(a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
+    (a * b).sum_dim(2).squeeze_dim::<2>(2)
+}
+
+/// Each point's rows `w` `[n, rows, d]` applied to its vector `v` `[n, d]`: `[n, rows]`.
+pub(crate) fn apply(w: Tensor<3>, v: Tensor<2>) -> Tensor<2> {
+    dot(w, v.unsqueeze_dim(1))
+}
+
+/// A normalisation layer's means and reciprocal stds per flattened feature of an image layout,
+/// `[1, c*h*w]` each.
+pub(crate) fn flat_normalization(
+    layer: &Normalize,
+    layout: Layout,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    let Layout::Image([c, h, w]) = layout else {
+        unreachable!("Architecture::check puts normalisation on images only")
+    };
+    let (mean, inv) = layer.scale_shift(device);
+    (
+        mean.expand([1, c, h, w]).flatten(1, 3),
+        inv.expand([1, c, h, w]).flatten(1, 3),
+    )
 }

@@ -4,7 +4,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{Conv2d, Linear, Normalize};
 
-use crate::domain::{Domain, Layout, fold_spec};
+use crate::domain::{Domain, Layout, apply, fold_spec};
 use crate::{BoundsError, InputSet};
 
 /// Each neuron in `[c - r, c + r]`. Affine layers map the centre exactly and the radius by
@@ -98,15 +98,8 @@ impl Domain for Interval {
 
     fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
         let (w, b) = fold_spec(last, labels); // [n, classes, in], [n, classes]
-        let centre = w
-            .clone()
-            .matmul(self.centre.unsqueeze_dim::<3>(2))
-            .squeeze_dim::<2>(2)
-            + b;
-        let radius = w
-            .abs()
-            .matmul(self.radius.unsqueeze_dim::<3>(2))
-            .squeeze_dim::<2>(2);
+        let centre = apply(w.clone(), self.centre) + b;
+        let radius = apply(w.abs(), self.radius);
         Ok(centre - radius)
     }
 

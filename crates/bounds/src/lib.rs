@@ -29,7 +29,7 @@ mod spec;
 mod symbolic;
 
 pub use crown::best_margins;
-pub use domain::{Domain, DomainKind, Layout, margins};
+pub use domain::{Domain, DomainKind, margins};
 pub use error::BoundsError;
 pub use input::{InputDomain, InputSet};
 pub use interval::Interval;

@@ -14,7 +14,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use mixtrain_nn::{Conv2d, Linear, Normalize};
 
-use crate::domain::{Domain, Layout, ReluRelaxation, fold_spec};
+use crate::domain::{Domain, Layout, ReluRelaxation, apply, flat_normalization, fold_spec};
 use crate::{BoundsError, InputSet};
 
 /// How the neurons depend on the input symbols `eta` (one per input value, in `[-1, 1]`,
@@ -139,13 +139,7 @@ impl Domain for Symbolic {
     }
 
     fn normalize(self, layer: &Normalize) -> Result<Self, BoundsError> {
-        let device = self.centre.device();
-        let Layout::Image([c, h, w]) = self.layout else {
-            unreachable!("normalize acts on images")
-        };
-        let (mean, inv) = layer.scale_shift(&device);
-        let inv: Tensor<2> = inv.expand([1, c, h, w]).flatten(1, 3); // [1, d]
-        let mean: Tensor<2> = mean.expand([1, c, h, w]).flatten(1, 3);
+        let (mean, inv) = flat_normalization(layer, self.layout, &self.centre.device());
         let centre = (self.centre - mean) * inv.clone();
         if let Coeffs::Identity = self.coeffs {
             // eta is symmetric: scaling the identity equals scaling the input radius
@@ -240,11 +234,7 @@ impl Domain for Symbolic {
     fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
         let (w, b) = fold_spec(last, labels); // [n, classes, d], [n, classes]
         let [n, classes, d] = w.dims();
-        let centre = w
-            .clone()
-            .matmul(self.centre.unsqueeze_dim::<3>(2))
-            .squeeze_dim::<2>(2)
-            + b;
+        let centre = apply(w.clone(), self.centre) + b;
         // input coefficients of each margin: [n, classes, d_in]
         let coeffs: Tensor<3> = match self.coeffs {
             Coeffs::Identity => w.clone(),
