@@ -9,13 +9,12 @@
 //! domain (`Interval` gives CROWN-IBP). At the input the function is minimised over the box in
 //! closed form. Cost scales with the number of margins (classes), not with the input size.
 
-use burn::tensor::module::conv_transpose2d;
-use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{Layer, Linear, Network};
 
 use crate::domain::{
-    Domain, Layout, ReluRelaxation, apply, dot, flat_normalization, fold_spec, forward,
+    Domain, Layout, ReluRelaxation, apply, conv_adjoint, dot, flat_normalization, fold_spec,
+    forward,
 };
 use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
 
@@ -26,7 +25,7 @@ pub fn margins<D: Domain>(
     labels: Tensor<1, Int>,
 ) -> Result<Margins, BoundsError> {
     let mut pre_relu: Vec<(Tensor<2>, Tensor<2>)> = Vec::new();
-    let (_, last) = forward::<D>(net, set, |state| pre_relu.push(state.concretize()))?;
+    let (_, last) = forward::<D>(net, set, |l, u| pre_relu.push((l.clone(), u.clone())))?;
     let lower = backward(net, last, set, &labels, pre_relu);
     Ok(Margins { lower, labels })
 }
@@ -70,32 +69,17 @@ pub(crate) fn backward(
                     .reshape([n, classes, d_in]);
             }
             Layer::Conv2d(conv) => {
-                let Layout::Image([ci, hi, wi]) = layout else {
+                let Layout::Image(input) = layout else {
                     unreachable!("conv acts on images")
                 };
                 let [co, ho, wo] = layout.after_conv(conv);
-                let k = conv.weight.val().dims()[2];
                 let per_channel = lambda
                     .clone()
                     .reshape([n, classes, co, ho * wo])
                     .sum_dim(3)
                     .squeeze_dim::<3>(3);
                 bias = bias + dot(per_channel, conv.bias.val().reshape([1, 1, co]));
-                let pad_out = |s: usize| (s + 2 * conv.padding - k) % conv.stride;
-                let options = ConvTransposeOptions::new(
-                    [conv.stride; 2],
-                    [conv.padding; 2],
-                    [pad_out(hi), pad_out(wi)],
-                    [1, 1],
-                    1,
-                );
-                let back = conv_transpose2d(
-                    lambda.reshape([n * classes, co, ho, wo]),
-                    conv.weight.val(),
-                    None,
-                    options,
-                );
-                lambda = back.reshape([n, classes, ci * hi * wi]);
+                lambda = conv_adjoint(lambda, conv, input);
             }
             Layer::Relu(_) => {
                 let (lower, upper) = pre_relu.pop().expect("one recorded bound per ReLU");
@@ -140,9 +124,11 @@ pub fn best_margins(
     labels: Tensor<1, Int>,
 ) -> Result<Margins, BoundsError> {
     let mut from_interval = Vec::new();
-    let (interval, last) = forward::<Interval>(net, set, |s| from_interval.push(s.concretize()))?;
+    let (interval, last) =
+        forward::<Interval>(net, set, |l, u| from_interval.push((l.clone(), u.clone())))?;
     let mut from_symbolic = Vec::new();
-    let (symbolic, _) = forward::<Symbolic>(net, set, |s| from_symbolic.push(s.concretize()))?;
+    let (symbolic, _) =
+        forward::<Symbolic>(net, set, |l, u| from_symbolic.push((l.clone(), u.clone())))?;
     let intersected = from_interval
         .iter()
         .zip(&from_symbolic)

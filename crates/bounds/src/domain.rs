@@ -1,4 +1,6 @@
 use burn::tensor::Device;
+use burn::tensor::module::conv_transpose2d;
+use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Bool, Int, Tensor};
 use mixtrain_nn::{Conv2d, Layer, Linear, Network, Normalize};
 
@@ -51,7 +53,9 @@ pub trait Domain: Sized {
     fn linear(self, _layer: &Linear) -> Result<Self, BoundsError> {
         Err(unsupported("linear", Self::NAME))
     }
-    fn relu(self) -> Result<Self, BoundsError> {
+    /// ReLU, given sound bounds `[lower, upper]` of the current activations: this state's own
+    /// [`Domain::concretize`], or tighter ones (intersected with another domain's).
+    fn relu(self, _lower: Tensor<2>, _upper: Tensor<2>) -> Result<Self, BoundsError> {
         Err(unsupported("relu", Self::NAME))
     }
     fn flatten(self) -> Result<Self, BoundsError>;
@@ -76,17 +80,17 @@ pub fn margins<D: Domain>(
     set: &InputSet,
     labels: Tensor<1, Int>,
 ) -> Result<Margins, BoundsError> {
-    let (state, last) = forward::<D>(net, set, |_| {})?;
+    let (state, last) = forward::<D>(net, set, |_, _| {})?;
     let lower = state.margins(last, &labels)?;
     Ok(Margins { lower, labels })
 }
 
-/// Runs `D` through every layer but the last (which must be linear), calling `before_relu` with
-/// the state in front of each ReLU; returns the final state and the last layer.
+/// Runs `D` through every layer but the last (which must be linear), handing the bounds in front
+/// of each ReLU to `before_relu` first; returns the final state and the last layer.
 pub(crate) fn forward<'n, D: Domain>(
     net: &'n Network,
     set: &InputSet,
-    mut before_relu: impl FnMut(&D),
+    mut before_relu: impl FnMut(&Tensor<2>, &Tensor<2>),
 ) -> Result<(D, &'n Linear), BoundsError> {
     let (last, body) = match net.layers.split_last() {
         Some((Layer::Linear(last), body)) => (last, body),
@@ -106,8 +110,9 @@ pub(crate) fn forward<'n, D: Domain>(
             Layer::Conv2d(c) => state.conv2d(c)?,
             Layer::Linear(l) => state.linear(l)?,
             Layer::Relu(_) => {
-                before_relu(&state);
-                state.relu()?
+                let (lower, upper) = state.concretize();
+                before_relu(&lower, &upper);
+                state.relu(lower, upper)?
             }
             Layer::Flatten(_) => state.flatten()?,
         };
@@ -258,4 +263,34 @@ pub(crate) fn flat_normalization(
         mean.expand([1, c, h, w]).flatten(1, 3),
         inv.expand([1, c, h, w]).flatten(1, 3),
     )
+}
+
+/// A flat `[n, c*h*w]` tensor as images `[n, c, h, w]`.
+pub(crate) fn image(flat: Tensor<2>, [c, h, w]: [usize; 3]) -> Tensor<4> {
+    let n = flat.dims()[0];
+    flat.reshape([n, c, h, w])
+}
+
+/// Rows over a convolution's outputs `[b, m, co*ho*wo]` carried to its inputs `[b, m, ci*hi*wi]`
+/// (weights only): the adjoint of the convolution, a transposed convolution.
+pub(crate) fn conv_adjoint(rows: Tensor<3>, conv: &Conv2d, input: [usize; 3]) -> Tensor<3> {
+    let [b, m, _] = rows.dims();
+    let [ci, hi, wi] = input;
+    let [co, ho, wo] = Layout::Image(input).after_conv(conv);
+    let k = conv.weight.val().dims()[2];
+    let pad_out = |s: usize| (s + 2 * conv.padding - k) % conv.stride;
+    let options = ConvTransposeOptions::new(
+        [conv.stride; 2],
+        [conv.padding; 2],
+        [pad_out(hi), pad_out(wi)],
+        [1, 1],
+        1,
+    );
+    conv_transpose2d(
+        rows.reshape([b * m, co, ho, wo]),
+        conv.weight.val(),
+        None,
+        options,
+    )
+    .reshape([b, m, ci * hi * wi])
 }

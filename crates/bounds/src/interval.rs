@@ -79,8 +79,7 @@ impl Domain for Interval {
         })
     }
 
-    fn relu(self) -> Result<Self, BoundsError> {
-        let (lower, upper) = self.concretize();
+    fn relu(self, lower: Tensor<2>, upper: Tensor<2>) -> Result<Self, BoundsError> {
         let (lower, upper) = (relu(lower), relu(upper));
         Ok(Self {
             centre: (upper.clone() + lower.clone()) * 0.5,

@@ -1,125 +1,381 @@
 //! The symbolic interval domain with symbolic linear relaxation (MixTrain's domain).
 //!
-//! Cost of the dense pass on `mnist_small` per image (`d_in = 784` input symbols, `k1`, `k2`
-//! unstable neurons after the two convolutions): conv1 on the identity, once per *batch*
-//! (784 rows x 50,176 MAC = 39 M MAC); conv2 on the 784 input rows (784 x 401,408 = 315 M MAC)
-//! and on the `k1` error rows; fc1 on `784 + k1 + k2` rows of 1,568 (123 M MAC for the input
-//! rows). About 0.9-1.2 GFLOP per image in all, so the pass is compute-bound: 30-38 ms per image
-//! here (about 30 GFLOP/s). The rows are very sparse, which sets the floor for a pass that
-//! exploits it: an input pixel reaches 64 of the 3,136 neurons after conv1 and 288 of the 1,568
-//! after conv2, so conv2 on the input rows needs 784 x 288 x 256 = 58 M MAC and fc1 784 x 288 x
-//! 100 = 23 M MAC: about 0.16 GFLOP per image plus the error rows, 6-7x less than dense.
+//! Every neuron is an affine function of independent symbols in `[-1, 1]`: one per input value
+//! and one per ReLU neuron (its error symbol, scaled by `mu`, zero where the neuron is stable).
+//! The symbols are grouped in *sources* (the input, then one per ReLU layer), and each source's
+//! coefficients are stored in the cheapest exact form:
+//!
+//! - a **chain** of the bias-free layers met since the source (convolutions and diagonal
+//!   scalings by ReLU slopes or normalisation), applied lazily. Convolutions are local, so the
+//!   coefficients a chain implies are patches: a neuron after two convolutions depends on a
+//!   `10 x 10` window of the `28 x 28` input, not on all 784 pixels. The bounds in front of a
+//!   ReLU are computed from those patches ([`two_conv_spread`]), never from dense rows.
+//! - **dense** rows `[b, d_s, d]` once a linear layer has mixed every position: the chain is then
+//!   applied *backwards* to the linear layer's rows (a transposed convolution per convolution),
+//!   which costs `out` rows instead of `d_s`, and only the rows of symbols that are nonzero for
+//!   some point of the batch are kept (E stays compact).
+//! - A chain with three or more convolutions (the large models) has no patch rule here; it is
+//!   made dense from the identity, the classic forward pass.
+//!
+//! Cost on `mnist_small` per image (the dense pass needed 0.9-1.2 GFLOP, dominated by the second
+//! convolution applied to 784 input rows): conv2's bounds from the input patches, a product of
+//! the slopes each position reads `[49, 256]` with a fixed `[256, 32 x 100]` kernel-of-kernels,
+//! 40 M MAC (10 M of which are nonzero: the floor of an exact composition); fc1's rows by two
+//! transposed convolutions of its 100 rows, 40 M + 5 M MAC (the first one also gives the
+//! coefficients of conv1's error symbols; both are dense products, so no sparse floor below
+//! that); the margins' 9 rows, 4 M MAC. About 90 M MAC (0.18 GFLOP) per image, a sixth of the
+//! dense pass; the exact floor is about 60 M MAC (0.12 GFLOP).
 
-use burn::tensor::module::conv2d;
+use burn::tensor::module::{conv2d, unfold4d};
+use burn::tensor::ops::{PadMode, UnfoldOptions};
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use mixtrain_nn::{Conv2d, Linear, Normalize};
 
-use crate::domain::{Domain, Layout, ReluRelaxation, apply, flat_normalization, fold_spec};
+use crate::domain::{Domain, Layout, ReluRelaxation, apply, conv_adjoint, flat_normalization};
+use crate::domain::{fold_spec, image};
 use crate::{BoundsError, InputSet};
 
-/// How the neurons depend on the input symbols `eta` (one per input value, in `[-1, 1]`,
-/// scaled by the input radius).
+/// A bias-free step between a source and the current layer.
 #[derive(Clone, Debug)]
-enum Coeffs {
-    /// Before any affine layer: the identity.
-    Identity,
-    /// After affine layers only: the same `[d_in, d]` matrix for every point (it does not depend
-    /// on the input, so it is computed once per batch, not once per point).
-    Shared(Tensor<2>),
-    /// After a ReLU has scaled columns point by point: `[n, d_in, d]`.
-    PerSample(Tensor<3>),
+enum Op {
+    /// Multiplies feature `j` by `s[., j]` (`[1 or n, d]`): ReLU slopes, a normalisation.
+    Scale(Tensor<2>),
+    /// A convolution (its weights only) from the given input layout.
+    Conv(Conv2d, [usize; 3]),
 }
 
-/// Each neuron is `z_j = c_j + sum_i A[i, j] r_i eta_i + sum_k E[k, j] xi_k` with every
+#[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per source, a handful per state: boxing would only add indirection"
+)]
+enum Coeffs {
+    /// The steps `ops[start..]` of the domain's tape; kept only while [`has_patch_rule`] holds.
+    /// A later source's chain is a suffix of an earlier one's, so one backward walk of the tape
+    /// serves them all.
+    Chain { start: usize },
+    /// `[b, d_s, d]`: row `i` holds symbol `i`'s coefficients; `b = 1` when the batch shares them.
+    Dense(Tensor<3>),
+}
+
+/// A group of symbols: the current neurons depend on them through `coeffs`, each scaled by
+/// `radius` (`[n, d_s]`: the input box's radius, or a ReLU's `mu`).
+#[derive(Clone, Debug)]
+struct Source {
+    radius: Tensor<2>,
+    coeffs: Coeffs,
+}
+
+/// Each neuron is `z_j = c_j + sum_i A[i, j] r_i eta_i + sum_k E[k, j] mu_k xi_k` with every
 /// `eta_i, xi_k` in `[-1, 1]`: `A` carries the input dependence, `E` one row per error symbol
 /// introduced by an unstable ReLU. Affine layers are exact; an unstable ReLU (`l < 0 < u`) is
 /// relaxed to `lambda z + mu +- mu` with `lambda = u / (u - l)`, `mu = -lambda l / 2`, which
 /// keeps the correlations that intervals lose. Margins are formed symbolically before
-/// concretising, so terms shared by `z_y` and `z_j` cancel.
-///
-/// `E` is kept compact: a ReLU adds one row per neuron that is unstable for at least one point
-/// of the batch (`max_n #unstable` rows, zero where a point's neuron is stable).
+/// concretising, so terms shared by `z_y` and `z_j` cancel. See the module docs for how `A` and
+/// `E` are stored.
 #[derive(Clone, Debug)]
 pub struct Symbolic {
     centre: Tensor<2>,
-    coeffs: Coeffs,
-    /// `[n, d_in]`, the radius of the input box (after normalisation).
-    input_radius: Tensor<2>,
-    /// `[n, k, d]`.
-    errors: Option<Tensor<3>>,
+    /// Every bias-free step since the input, in order.
+    ops: Vec<Op>,
+    sources: Vec<Source>,
     layout: Layout,
 }
 
-/// The convolution without bias applied to each row `[rows, d]` reshaped as an image.
-fn rows_conv(rows: Tensor<2>, layout: [usize; 3], layer: &Conv2d) -> Tensor<2> {
-    let [c, h, w] = layout;
-    let n = rows.dims()[0];
-    conv2d(
-        rows.reshape([n, c, h, w]),
-        layer.weight.val(),
-        None,
-        layer.options(),
+/// Whether a chain's spread has a closed form here: after dropping trailing scalings, nothing,
+/// one convolution, or convolution-scaling-convolution.
+fn has_patch_rule(ops: &[Op]) -> bool {
+    match ops {
+        [rest @ .., Op::Scale(_)] => has_patch_rule(rest),
+        [] | [Op::Conv(..)] | [Op::Conv(..), Op::Scale(_), Op::Conv(..)] => true,
+        _ => false,
+    }
+}
+
+/// `sum_i |coefficient of symbol i| radius_i` for every current neuron, `[n, d]`.
+fn chain_spread(radius: &Tensor<2>, ops: &[Op]) -> Tensor<2> {
+    match ops {
+        [rest @ .., Op::Scale(s)] => chain_spread(radius, rest) * s.clone().abs(),
+        [] => radius.clone(),
+        [Op::Conv(a, source)] => conv2d(
+            image(radius.clone(), *source),
+            a.weight.val().abs(),
+            None,
+            a.options(),
+        )
+        .flatten(1, 3),
+        [Op::Conv(a, source), Op::Scale(slopes), Op::Conv(b, mid)] => {
+            two_conv_spread(radius, (a, *source), slopes, (b, *mid))
+        }
+        _ => unreachable!("chains without a patch rule are made dense as they grow"),
+    }
+}
+
+/// The spread of `conv_b(diag(slopes) conv_a(eta))` from the coefficient patches.
+///
+/// Output neuron `(c2, p)` depends on the source window of side `r = (kb - 1) sa + ka` at
+/// stride `sa sb`, with coefficient `sum_{c1, t} Wb[c2, c1, t] slopes[c1, p sb - pb + t]
+/// Wa[c1, ., delta - t sa]`. The slopes each position reads are an unfold `G` (`[n, L, K]`,
+/// `K = c1 kb kb`); the rest is a fixed kernel-of-kernels `H` (`[K, c2 c0 r r]`), so all patches
+/// are one product `G H`, then `|patches|` meet the unfolded radius.
+fn two_conv_spread(
+    radius: &Tensor<2>,
+    (a, source): (&Conv2d, [usize; 3]),
+    slopes: &Tensor<2>,
+    (b, mid): (&Conv2d, [usize; 3]),
+) -> Tensor<2> {
+    let n = radius.dims()[0];
+    let [c0, h0, w0] = source;
+    let [c1, h1, w1] = mid;
+    let [c2, h2, w2] = Layout::Image(mid).after_conv(b);
+    let [_, _, ka, _] = a.weight.val().dims();
+    let [_, _, kb, _] = b.weight.val().dims();
+    let (sa, sb) = (a.stride, b.stride);
+    let r = (kb - 1) * sa + ka;
+    let positions = h2 * w2;
+    let k = c1 * kb * kb;
+    let window = c0 * r * r;
+
+    let slopes = slopes
+        .clone()
+        .expand([n, c1 * h1 * w1])
+        .reshape([n, c1, h1, w1]);
+    let g = unfold4d(
+        slopes,
+        [kb, kb],
+        UnfoldOptions::new([sb, sb], [b.padding, b.padding], [1, 1]),
     )
-    .flatten(1, 3)
+    .swap_dims(1, 2)
+    .reshape([n * positions, k]);
+
+    // Wa shifted to each offset t sa of the window: [c1, kb * kb, c0, r, r]
+    let wa = a.weight.val();
+    let mut shifted = Vec::with_capacity(kb * kb);
+    for ty in 0..kb {
+        for tx in 0..kb {
+            let (y, x) = (ty * sa, tx * sa);
+            shifted.push(
+                wa.clone()
+                    .pad([(y, r - ka - y), (x, r - ka - x)], PadMode::Constant(0.0)),
+            );
+        }
+    }
+    let shifted = Tensor::stack::<5>(shifted, 1).reshape([k, 1, window]);
+    let wb = b.weight.val().permute([1, 2, 3, 0]).reshape([k, c2, 1]);
+    let h = (wb * shifted).reshape([k, c2 * window]);
+    let patches = g.matmul(h).reshape([n * positions, c2, window]);
+
+    // the radius under each window: pad by the accumulated padding, crop to what is read
+    let pd = b.padding * sa + a.padding;
+    let s = sa * sb;
+    let side = |out: usize, len: usize| {
+        let need = (out - 1) * s + r;
+        (need, need.saturating_sub(pd + len))
+    };
+    let ((need_h, extra_h), (need_w, extra_w)) = (side(h2, h0), side(w2, w0));
+    let padded = image(radius.clone(), source)
+        .pad([(pd, extra_h), (pd, extra_w)], PadMode::Constant(0.0))
+        .narrow(2, 0, need_h)
+        .narrow(3, 0, need_w);
+    let windows = unfold4d(padded, [r, r], UnfoldOptions::new([s, s], [0, 0], [1, 1]))
+        .swap_dims(1, 2)
+        .reshape([n * positions, window, 1]);
+    patches
+        .abs()
+        .matmul(windows)
+        .reshape([n, positions, c2])
+        .swap_dims(1, 2)
+        .reshape([n, c2 * positions])
+}
+
+/// Applies a chain forwards to rows `[b, m, d_s]` (one per symbol): `[b', m, d]`.
+fn chain_forward(mut rows: Tensor<3>, ops: &[Op]) -> Tensor<3> {
+    for op in ops {
+        rows = match op {
+            Op::Scale(s) => rows * s.clone().unsqueeze_dim(1),
+            Op::Conv(conv, [c, h, w]) => {
+                let [b, m, _] = rows.dims();
+                let out = conv2d(
+                    rows.reshape([b * m, *c, *h, *w]),
+                    conv.weight.val(),
+                    None,
+                    conv.options(),
+                );
+                out.reshape([b as i32, m as i32, -1])
+            }
+        };
+    }
+    rows
+}
+
+/// Carries rows over the current neurons `[b, m, d]` back through a chain: `[b', m, d_s]`.
+fn chain_backward(mut rows: Tensor<3>, ops: &[Op]) -> Tensor<3> {
+    for op in ops.iter().rev() {
+        rows = match op {
+            Op::Scale(s) => rows * s.clone().unsqueeze_dim(1),
+            Op::Conv(conv, input) => conv_adjoint(rows, conv, *input),
+        };
+    }
+    rows
+}
+
+/// The symbols worth rows: those with a nonzero radius for some point. `None` when all are;
+/// otherwise each point's nonzero symbols first (`[n, k]` indices, `k` the batch maximum, at
+/// least 1) and their radii (zero in the padding). One host read.
+fn compact(radius: &Tensor<2>) -> Option<(Tensor<2, Int>, Tensor<2>)> {
+    let [_, d] = radius.dims();
+    let live = radius.clone().greater_elem(0.0);
+    let count: i64 = live.clone().int().sum_dim(1).max().into_scalar();
+    let k = (count as usize).max(1);
+    if k == d {
+        return None;
+    }
+    let (_, order) = live.float().sort_descending_with_indices(1);
+    let index = order.narrow(1, 0, k);
+    let radius = radius.clone().gather(1, index.clone());
+    Some((index, radius))
+}
+
+/// Rows `[n, k, d_s]` selecting each point's symbols `index` (`[n, k]`).
+fn one_hot(index: Tensor<2, Int>, d_s: usize) -> Tensor<3> {
+    let [n, k] = index.dims();
+    let device = index.device();
+    Tensor::<3>::zeros([n, k, d_s], &device).scatter(
+        2,
+        index.unsqueeze_dim(2),
+        Tensor::ones([n, k, 1], &device),
+        IndexingUpdateOp::Assign,
+    )
+}
+
+impl Source {
+    /// This source's rows (`[b, m, d_s]`, over all its symbols) restricted to the symbols that
+    /// are nonzero somewhere, with their radii.
+    fn compacted(&self, rows: Tensor<3>) -> (Tensor<3>, Tensor<2>) {
+        match compact(&self.radius) {
+            None => (rows, self.radius.clone()),
+            Some((index, radius)) => {
+                let [n, k] = index.dims();
+                let [b, m, _] = rows.dims();
+                let rows = rows.expand([n.max(b) as i32, m as i32, -1]);
+                let index = index.unsqueeze_dim::<3>(1).expand([n, m, k]);
+                (rows.gather(2, index), radius)
+            }
+        }
+    }
+
+    /// `[n, d]`.
+    fn spread(&self, ops: &[Op]) -> Tensor<2> {
+        match &self.coeffs {
+            Coeffs::Chain { start } => chain_spread(&self.radius, &ops[*start..]),
+            Coeffs::Dense(a) => {
+                let [b, d_s, d] = a.dims();
+                if b == 1 {
+                    self.radius
+                        .clone()
+                        .matmul(a.clone().reshape([d_s, d]).abs())
+                } else {
+                    self.radius
+                        .clone()
+                        .unsqueeze_dim::<3>(1)
+                        .matmul(a.clone().abs())
+                        .squeeze_dim::<2>(1)
+                }
+            }
+        }
+    }
 }
 
 impl Symbolic {
-    /// Maps every coefficient row (input and error) through a bias-free linear map of rows.
-    fn map_rows(
-        self,
-        centre: Tensor<2>,
-        layout: Layout,
-        f: impl Fn(Tensor<2>) -> Tensor<2>,
-    ) -> Self {
-        let n = centre.dims()[0];
-        let coeffs = match self.coeffs {
-            Coeffs::Identity => {
-                let d_in = self.input_radius.dims()[1];
-                Coeffs::Shared(f(Tensor::eye(d_in, &centre.device())))
-            }
-            Coeffs::Shared(a) => Coeffs::Shared(f(a)),
-            Coeffs::PerSample(a) => {
-                let [_, d_in, d] = a.dims();
-                let mapped = f(a.reshape([n * d_in, d]));
-                let out = mapped.dims()[1];
-                Coeffs::PerSample(mapped.reshape([n, d_in, out]))
-            }
-        };
-        let errors = self.errors.map(|e| {
-            let [_, k, d] = e.dims();
-            let mapped = f(e.reshape([n * k, d]));
-            let out = mapped.dims()[1];
-            mapped.reshape([n, k, out])
-        });
+    /// Appends a bias-free step to every source. A leading scaling of a source's symmetric
+    /// symbols only rescales them; a chain that loses its patch rule is made dense.
+    fn push(mut self, centre: Tensor<2>, layout: Layout, op: Op) -> Self {
+        let at = self.ops.len();
+        self.ops.push(op.clone());
+        let ops = &self.ops;
+        let sources = self
+            .sources
+            .into_iter()
+            .map(|source| match (source.coeffs, &op) {
+                (Coeffs::Dense(a), op) => Source {
+                    radius: source.radius,
+                    coeffs: Coeffs::Dense(chain_forward(a, std::slice::from_ref(op))),
+                },
+                (Coeffs::Chain { start }, Op::Scale(s)) if start == at => Source {
+                    radius: source.radius * s.clone().abs(),
+                    coeffs: Coeffs::Chain { start: at + 1 },
+                },
+                (Coeffs::Chain { start }, _) if has_patch_rule(&ops[start..]) => Source {
+                    radius: source.radius,
+                    coeffs: Coeffs::Chain { start },
+                },
+                (Coeffs::Chain { start }, _) => {
+                    let d_s = source.radius.dims()[1];
+                    let (identity, radius) = match compact(&source.radius) {
+                        None => (
+                            Tensor::<2>::eye(d_s, &centre.device()).unsqueeze_dim(0),
+                            source.radius,
+                        ),
+                        Some((index, radius)) => (one_hot(index, d_s), radius),
+                    };
+                    Source {
+                        radius,
+                        coeffs: Coeffs::Dense(chain_forward(identity, &ops[start..])),
+                    }
+                }
+            })
+            .collect();
         Self {
             centre,
-            coeffs,
-            input_radius: self.input_radius,
-            errors,
+            ops: self.ops,
+            sources,
             layout,
         }
     }
 
-    /// Multiplies every column `j` of `A` and `E` by `scale[:, j]` (`[n, d]`, or `[1, d]`).
-    fn scale_columns(
-        coeffs: Coeffs,
-        errors: Option<Tensor<3>>,
-        scale: Tensor<2>,
-        d_in: usize,
-    ) -> (Coeffs, Option<Tensor<3>>) {
-        let col = scale.unsqueeze_dim::<3>(1); // [n or 1, 1, d]
-        let coeffs = match coeffs {
-            Coeffs::Identity => {
-                let eye: Tensor<3> = Tensor::<2>::eye(d_in, &col.device()).unsqueeze_dim(0);
-                Coeffs::PerSample(eye * col.clone())
-            }
-            Coeffs::Shared(a) if col.dims()[0] == 1 => {
-                Coeffs::Shared(a * col.clone().squeeze_dim::<2>(0))
-            }
-            Coeffs::Shared(a) => Coeffs::PerSample(a.unsqueeze_dim::<3>(0) * col.clone()),
-            Coeffs::PerSample(a) => Coeffs::PerSample(a * col.clone()),
-        };
-        (coeffs, errors.map(|e| e * col))
+    /// Rows over the current neurons (`[n or 1, m, d]`) expressed over each source's symbols,
+    /// with the matching radii: (`[b, m, d_s]`, `[n, d_s]`) per source. Chains are carried back
+    /// in one walk of the tape (a transposed convolution per convolution) and compacted to the
+    /// symbols that are nonzero somewhere.
+    fn pull(&self, rows: Tensor<3>) -> Vec<(Tensor<3>, Tensor<2>)> {
+        let mut chains: Vec<(usize, usize)> = self
+            .sources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.coeffs {
+                Coeffs::Chain { start } => Some((start, i)),
+                Coeffs::Dense(_) => None,
+            })
+            .collect();
+        chains.sort_unstable_by(|a, b| b.cmp(a));
+        let mut pulled: Vec<Option<(Tensor<3>, Tensor<2>)>> = vec![None; self.sources.len()];
+        let (mut back, mut at) = (rows.clone(), self.ops.len());
+        for (start, i) in chains {
+            back = chain_backward(back, &self.ops[start..at]);
+            at = start;
+            pulled[i] = Some(self.sources[i].compacted(back.clone()));
+        }
+        let [rb, m, d] = rows.dims();
+        self.sources
+            .iter()
+            .zip(pulled)
+            .map(|(source, chain)| match (&source.coeffs, chain) {
+                (_, Some(chain)) => chain,
+                (Coeffs::Dense(a), None) => {
+                    let [b, d_s, _] = a.dims();
+                    let rows = if b == 1 {
+                        rows.clone()
+                            .reshape([rb * m, d])
+                            .matmul(a.clone().reshape([d_s, d]).transpose())
+                            .reshape([rb, m, d_s])
+                    } else {
+                        rows.clone().matmul(a.clone().swap_dims(1, 2))
+                    };
+                    (rows, source.radius.clone())
+                }
+                (Coeffs::Chain { .. }, None) => unreachable!("every chain was pulled"),
+            })
+            .collect()
     }
 }
 
@@ -128,100 +384,83 @@ impl Domain for Symbolic {
 
     fn input(set: &InputSet) -> Self {
         let [_, c, h, w] = set.lower.dims();
-        let (centre, input_radius) = set.centre_radius();
+        let (centre, radius) = set.centre_radius();
         Self {
             centre,
-            coeffs: Coeffs::Identity,
-            input_radius,
-            errors: None,
+            ops: Vec::new(),
+            sources: vec![Source {
+                radius,
+                coeffs: Coeffs::Chain { start: 0 },
+            }],
             layout: Layout::Image([c, h, w]),
         }
     }
 
     fn normalize(self, layer: &Normalize) -> Result<Self, BoundsError> {
         let (mean, inv) = flat_normalization(layer, self.layout, &self.centre.device());
-        let centre = (self.centre - mean) * inv.clone();
-        if let Coeffs::Identity = self.coeffs {
-            // eta is symmetric: scaling the identity equals scaling the input radius
-            let input_radius = self.input_radius * inv;
-            return Ok(Self {
-                centre,
-                input_radius,
-                ..self
-            });
-        }
-        let d_in = self.input_radius.dims()[1];
-        let (coeffs, errors) = Self::scale_columns(self.coeffs, self.errors, inv, d_in);
-        Ok(Self {
-            centre,
-            coeffs,
-            errors,
-            ..self
-        })
+        let centre = (self.centre.clone() - mean) * inv.clone();
+        let layout = self.layout;
+        Ok(self.push(centre, layout, Op::Scale(inv)))
     }
 
     fn conv2d(self, layer: &Conv2d) -> Result<Self, BoundsError> {
-        let n = self.centre.dims()[0];
         let Layout::Image(shape) = self.layout else {
-            unreachable!("conv acts on images")
+            unreachable!("Architecture::check puts convolutions on images only")
         };
-        let out = self.layout.after_conv(layer);
-        let [c, h, w] = shape;
+        let out = Layout::Image(self.layout.after_conv(layer));
         let centre = layer
-            .forward(self.centre.clone().reshape([n, c, h, w]))
+            .forward(image(self.centre.clone(), shape))
             .flatten(1, 3);
-        Ok(self.map_rows(centre, Layout::Image(out), |rows| {
-            rows_conv(rows, shape, layer)
-        }))
+        Ok(self.push(centre, out, Op::Conv(layer.clone(), shape)))
     }
 
     fn linear(self, layer: &Linear) -> Result<Self, BoundsError> {
         let centre = layer.forward(self.centre.clone());
-        let out = layer.weight.val().dims()[1];
-        let weight = layer.weight.val();
-        Ok(self.map_rows(centre, Layout::Flat(out), |rows| {
-            rows.matmul(weight.clone())
-        }))
+        let weight = layer.weight.val(); // [d, out]
+        let out = weight.dims()[1];
+        let pulled = self.pull(weight.clone().transpose().unsqueeze_dim(0));
+        let sources = self
+            .sources
+            .into_iter()
+            .zip(pulled)
+            .map(|(source, (rows, radius))| match source.coeffs {
+                Coeffs::Dense(a) => {
+                    let [b, d_s, d] = a.dims();
+                    let rows = a.reshape([b * d_s, d]).matmul(weight.clone());
+                    Source {
+                        radius: source.radius,
+                        coeffs: Coeffs::Dense(rows.reshape([b, d_s, out])),
+                    }
+                }
+                Coeffs::Chain { .. } => Source {
+                    radius,
+                    coeffs: Coeffs::Dense(rows.swap_dims(1, 2)),
+                },
+            })
+            .collect();
+        Ok(Self {
+            centre,
+            ops: self.ops,
+            sources,
+            layout: Layout::Flat(out),
+        })
     }
 
-    fn relu(self) -> Result<Self, BoundsError> {
-        let (lower, upper) = self.concretize();
-        let [n, d] = lower.dims();
+    fn relu(self, lower: Tensor<2>, upper: Tensor<2>) -> Result<Self, BoundsError> {
         let relax = ReluRelaxation::new(&lower, &upper);
         // lambda z + mu +- mu, with mu half the upper line's intercept
         let mu = relax.intercept(lower) * 0.5;
-        let (lambda, unstable) = (relax.slope, relax.unstable);
-        let centre = lambda.clone() * self.centre + mu.clone();
-        let d_in = self.input_radius.dims()[1];
-        let (coeffs, errors) = Self::scale_columns(self.coeffs, self.errors, lambda, d_in);
-
-        // One new error row per neuron unstable for some point: sort each point's unstable
-        // neurons first, keep the batch maximum count of rows, and put mu at those neurons.
-        let count: i64 = unstable.clone().int().sum_dim(1).max().into_scalar();
-        let errors = if count == 0 {
-            errors
-        } else {
-            let k = count as usize;
-            let (_, order) = unstable.float().sort_descending_with_indices(1);
-            let index: Tensor<2, Int> = order.narrow(1, 0, k);
-            let values = mu.gather(1, index.clone()); // [n, k], 0 where stable
-            let fresh = Tensor::<3>::zeros([n, k, d], &centre.device()).scatter(
-                2,
-                index.unsqueeze_dim(2),
-                values.unsqueeze_dim(2),
-                IndexingUpdateOp::Assign,
-            );
-            Some(match errors {
-                Some(e) => Tensor::cat(vec![e, fresh], 1),
-                None => fresh,
-            })
-        };
-        Ok(Self {
-            centre,
-            coeffs,
-            errors,
-            ..self
-        })
+        let lambda = relax.slope;
+        let centre = lambda.clone() * self.centre.clone() + mu.clone();
+        let layout = self.layout;
+        let mut next = self.push(centre, layout, Op::Scale(lambda));
+        next.sources.push(Source {
+            radius: mu,
+            coeffs: Coeffs::Chain {
+                start: next.ops.len(),
+            },
+        });
+        Ok(next)
     }
 
     fn flatten(self) -> Result<Self, BoundsError> {
@@ -233,49 +472,112 @@ impl Domain for Symbolic {
 
     fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
         let (w, b) = fold_spec(last, labels); // [n, classes, d], [n, classes]
-        let [n, classes, d] = w.dims();
-        let centre = apply(w.clone(), self.centre) + b;
-        // input coefficients of each margin: [n, classes, d_in]
-        let coeffs: Tensor<3> = match self.coeffs {
-            Coeffs::Identity => w.clone(),
-            Coeffs::Shared(a) => {
-                let d_in = a.dims()[0];
-                w.clone()
-                    .reshape([n * classes, d])
-                    .matmul(a.transpose())
-                    .reshape([n, classes, d_in])
-            }
-            Coeffs::PerSample(a) => w.clone().matmul(a.swap_dims(1, 2)),
-        };
-        let spread = coeffs
-            .abs()
-            .matmul(self.input_radius.unsqueeze_dim::<3>(2))
-            .squeeze_dim::<2>(2);
-        let mut lower = centre - spread;
-        if let Some(e) = self.errors {
-            let errors = w.matmul(e.swap_dims(1, 2)); // [n, classes, k]
-            lower = lower - errors.abs().sum_dim(2).squeeze_dim::<2>(2);
+        let mut lower = apply(w.clone(), self.centre.clone()) + b;
+        for (rows, radius) in self.pull(w) {
+            lower = lower - apply(rows.abs(), radius);
         }
         Ok(lower)
     }
 
     fn concretize(&self) -> (Tensor<2>, Tensor<2>) {
-        let mut spread: Tensor<2> = match &self.coeffs {
-            Coeffs::Identity => self.input_radius.clone(),
-            Coeffs::Shared(a) => self.input_radius.clone().matmul(a.clone().abs()),
-            Coeffs::PerSample(a) => self
-                .input_radius
-                .clone()
-                .unsqueeze_dim::<3>(1)
-                .matmul(a.clone().abs())
-                .squeeze_dim::<2>(1),
-        };
-        if let Some(e) = &self.errors {
-            spread = spread + e.clone().abs().sum_dim(1).squeeze_dim::<2>(1);
-        }
+        let spread = self
+            .sources
+            .iter()
+            .map(|s| s.spread(&self.ops))
+            .reduce(|a, b| a + b)
+            .expect("the input is always a source");
         (
             self.centre.clone() - spread.clone(),
             self.centre.clone() + spread,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+    use mixtrain_nn::{Architecture, Layer, LayerSpec, Network};
+
+    use super::*;
+
+    /// Two convolutions with awkward geometry (padding, a stride that drops a row) and their
+    /// layouts: `[2, 9, 9] -> [3, 5, 5] -> [4, 2, 2]`.
+    fn two_convs(device: &Device) -> (Conv2d, [usize; 3], Conv2d, [usize; 3]) {
+        let conv = |name: &str, i, o, k, s, p| LayerSpec::Conv2d {
+            name: name.into(),
+            in_channels: i,
+            out_channels: o,
+            kernel: k,
+            stride: s,
+            padding: p,
+        };
+        let arch = Architecture {
+            name: "two-convs".into(),
+            input: [2, 9, 9],
+            classes: 2,
+            layers: vec![
+                conv("a", 2, 3, 3, 2, 1),
+                LayerSpec::Relu,
+                conv("b", 3, 4, 2, 2, 0),
+                LayerSpec::Flatten,
+                LayerSpec::Linear {
+                    name: "out".into(),
+                    in_features: 16,
+                    out_features: 2,
+                },
+            ],
+        };
+        let net = Network::init(&arch, 7, device).unwrap();
+        let (Layer::Conv2d(a), Layer::Conv2d(b)) = (net.layers[0].clone(), net.layers[2].clone())
+        else {
+            unreachable!()
+        };
+        (a, [2, 9, 9], b, [3, 5, 5])
+    }
+
+    /// A state whose only source is `radius`'s symbols through `ops`: lazily, or as dense rows.
+    fn state(radius: &Tensor<2>, ops: &[Op], d: usize, lazy: bool) -> Symbolic {
+        let [n, d_s] = radius.dims();
+        let coeffs = if lazy {
+            Coeffs::Chain { start: 0 }
+        } else {
+            let identity = Tensor::<2>::eye(d_s, &radius.device()).unsqueeze_dim(0);
+            Coeffs::Dense(chain_forward(identity, ops))
+        };
+        Symbolic {
+            centre: Tensor::zeros([n, d], &radius.device()),
+            ops: if lazy { ops.to_vec() } else { Vec::new() },
+            sources: vec![Source {
+                radius: radius.clone(),
+                coeffs,
+            }],
+            layout: Layout::Flat(d),
+        }
+    }
+
+    fn assert_close(a: Tensor<2>, b: Tensor<2>) {
+        let gap: f32 = (a.clone() - b).abs().max().into_scalar();
+        let scale: f32 = a.abs().max().into_scalar();
+        assert!(gap <= 1e-5 * (1.0 + scale), "gap {gap} at scale {scale}");
+    }
+
+    #[test]
+    fn patches_and_backward_rows_equal_the_dense_coefficients() {
+        let device = Device::flex();
+        let (a, source, b, mid) = two_convs(&device);
+        let n = 3;
+        let radius = Tensor::<2>::random([n, 162], Distribution::Uniform(0.0, 1.0), &device);
+        let slopes = Tensor::<2>::random([n, 75], Distribution::Uniform(0.0, 1.0), &device);
+        let ops = vec![Op::Conv(a, source), Op::Scale(slopes), Op::Conv(b, mid)];
+        for (ops, d) in [(&ops[..1], 75), (&ops[..], 16)] {
+            let (_, spread) = state(&radius, ops, d, true).concretize();
+            let (_, expected) = state(&radius, ops, d, false).concretize();
+            assert_close(spread, expected);
+        }
+
+        let rows = Tensor::<3>::random([n, 5, 16], Distribution::Uniform(-1.0, 1.0), &device);
+        let (pulled, _) = state(&radius, &ops, 16, true).pull(rows.clone()).remove(0);
+        let (expected, _) = state(&radius, &ops, 16, false).pull(rows).remove(0);
+        assert_close(pulled.reshape([n * 5, 162]), expected.reshape([n * 5, 162]));
     }
 }

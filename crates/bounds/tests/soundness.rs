@@ -12,14 +12,15 @@ fn device() -> Device {
     Backend::Flex.device(None).unwrap()
 }
 
-/// A random architecture: optional normalisation, 1-2 convolutions, flatten, 1-2 hidden linear
-/// layers, ReLU after every hidden layer.
+/// A random architecture: optional normalisation, 1-3 convolutions (three take the symbolic
+/// domain's dense path, fewer its patches), flatten, 1-2 hidden linear layers, ReLU after every
+/// hidden layer.
 fn arch_strategy() -> impl Strategy<Value = Architecture> {
     (
         1usize..=2,
         4usize..=7,
         any::<bool>(),
-        prop::collection::vec((1usize..=4, 2usize..=3, 1usize..=2, 0usize..=1), 1..=2),
+        prop::collection::vec((1usize..=4, 2usize..=3, 1usize..=2, 0usize..=1), 1..=3),
         prop::collection::vec(2usize..=8, 1..=2),
         2usize..=4,
     )
