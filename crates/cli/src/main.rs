@@ -12,6 +12,13 @@ use mixtrain_data::{DataDir, Manifest, Source, Split};
 use mixtrain_nn::{Backend, Device, Network, zoo};
 use mixtrain_train::{RunOptions, TrainConfig};
 
+/// burn-flex allocates each op's output afresh, and the bounds passes make many of tens of MB.
+/// glibc serves those with mmap/munmap, so every op page-faults its output in and the unmaps
+/// shoot down the TLBs of all worker threads: up to half the time of a batch-50 symbolic pass.
+/// mimalloc keeps and reuses the memory (measured: 7.9 -> 3.7 ms per image at batch 50).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mixtrain",
