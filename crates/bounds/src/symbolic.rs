@@ -421,24 +421,13 @@ impl Domain for Symbolic {
         let centre = layer.forward(self.centre.clone());
         let weight = layer.weight.val(); // [d, out]
         let out = weight.dims()[1];
-        let pulled = self.pull(weight.clone().transpose().unsqueeze_dim(0));
+        // every source's rows over the layer's outputs, chains by one backward walk
         let sources = self
-            .sources
+            .pull(weight.transpose().unsqueeze_dim(0))
             .into_iter()
-            .zip(pulled)
-            .map(|(source, (rows, radius))| match source.coeffs {
-                Coeffs::Dense(a) => {
-                    let [b, d_s, d] = a.dims();
-                    let rows = a.reshape([b * d_s, d]).matmul(weight.clone());
-                    Source {
-                        radius: source.radius,
-                        coeffs: Coeffs::Dense(rows.reshape([b, d_s, out])),
-                    }
-                }
-                Coeffs::Chain { .. } => Source {
-                    radius,
-                    coeffs: Coeffs::Dense(rows.swap_dims(1, 2)),
-                },
+            .map(|(rows, radius)| Source {
+                radius,
+                coeffs: Coeffs::Dense(rows.swap_dims(1, 2)),
             })
             .collect();
         Ok(Self {
