@@ -7,13 +7,20 @@ mod common;
 use std::path::Path;
 
 use mixtrain::nn::{Backend, Network, zoo};
-use mixtrain::train::{RunOptions, TrainConfig, TrainError};
+use mixtrain::train::{Method, RunOptions, TrainConfig, TrainError};
 
+/// Natural training of the `mnist` preset on a subset, with a cheap final evaluation.
 fn config(epochs: usize) -> TrainConfig {
     let mut c = TrainConfig::preset("mnist").unwrap();
+    c.method = Method::Natural;
+    c.dmt.policy = None;
+    c.lr_schedule = mixtrain::loss::LrSchedule::Constant;
     c.epochs = epochs;
-    c.train_limit = Some(2000);
+    c.train_limit = Some(2200);
+    c.val_size = 200;
     c.test_limit = Some(500);
+    c.final_eval.domain = "interval".into();
+    c.final_eval.pgd_steps = 5;
     c
 }
 
@@ -47,9 +54,12 @@ fn weights(path: &Path) -> Vec<f32> {
 fn natural_training_learns_mnist() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(1);
-    c.train_limit = Some(6000);
+    c.train_limit = Some(6200);
     let summary = mixtrain::train::run(&c, &options(dir.path())).unwrap();
-    assert_eq!((summary.train_n, summary.test_n), (6000, 500));
+    assert_eq!(
+        (summary.train_n, summary.val_n, summary.test_n),
+        (6000, 200, 500)
+    );
     // 120 Adam steps on 6000 images; chance is 10%.
     assert!(
         summary.test_acc > 0.85,
@@ -61,6 +71,8 @@ fn natural_training_learns_mnist() {
         "metrics.jsonl",
         "model.safetensors",
         "summary.json",
+        "final.json",
+        "report.md",
         "checkpoints/latest",
     ] {
         assert!(dir.path().join(file).is_file(), "{file} missing");
@@ -69,7 +81,7 @@ fn natural_training_learns_mnist() {
     let line: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
     assert_eq!(line["epoch"], 1);
     assert!(
-        line["train_loss"].as_f64().unwrap() < 2.3,
+        line["loss"].as_f64().unwrap() < 2.3,
         "below chance-level loss ln(10)"
     );
     let saved = TrainConfig::from_file(&dir.path().join("config.toml")).unwrap();
@@ -122,24 +134,28 @@ fn resumed_run_equals_uninterrupted_run() {
 
 #[test]
 fn diverging_loss_stops_with_epoch_batch_and_term() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(1);
-    c.optimizer.lr = 1e30;
-    let e = mixtrain::train::run(&c, &options(dir.path())).unwrap_err();
-    match &e {
-        TrainError::NonFinite {
-            epoch, batch, term, ..
-        } => {
-            assert_eq!(*epoch, 1);
-            assert!(*batch >= 2, "the first batch is computed before any step");
-            assert!(term.contains("cross-entropy"));
+    for method in [Method::Natural, Method::Mixtrain] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(1);
+        c.method = method;
+        c.eps_schedule.ramp_epochs = 0.0;
+        c.optimizer.lr = 1e30;
+        let e = mixtrain::train::run(&c, &options(dir.path())).unwrap_err();
+        match &e {
+            TrainError::NonFinite {
+                epoch, batch, term, ..
+            } => {
+                assert_eq!(*epoch, 1);
+                assert!(*batch >= 2, "the first batch is computed before any step");
+                assert!(term.contains("cross-entropy"), "{term}");
+            }
+            other => panic!("expected a non-finite loss error, got {other}"),
         }
-        other => panic!("expected a non-finite loss error, got {other}"),
+        assert!(
+            !dir.path().join("model.safetensors").exists(),
+            "no weights from a diverged run"
+        );
     }
-    assert!(
-        !dir.path().join("model.safetensors").exists(),
-        "no weights from a diverged run"
-    );
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //!   resumable, checksum-verified) or copy it from a mirror laid out as `shared/datasets`.
 //! - `cargo xtask train <preset> [mixtrain train flags...]`: fetch the preset's dataset (from
 //!   `MIXTRAIN_MIRROR` when set, else by download), build the `mixtrain` binary in release
-//!   mode and train with the preset.
+//!   mode and train with the preset. A CIFAR-10 preset falls back to `cifar10-sample` when the
+//!   full set cannot be fetched (offline, a mirror holding only the sample), and says so.
 //!
 //! Data lives in `MIXTRAIN_DATA`, by default `datasets/cache/` of the workspace (git-ignored).
 
@@ -105,7 +106,15 @@ fn main() -> Result<()> {
                 bail!("usage: cargo xtask train <preset> [mixtrain train flags]");
             }
             let preset = args.remove(0);
-            fetch(&preset_dataset(&preset)?, &data, mirror)?;
+            let dataset = preset_dataset(&preset)?;
+            if let Err(e) = fetch(&dataset, &data, mirror.clone()) {
+                // The trainer falls back to the sample (loudly) when only the sample is there.
+                let Some(sample) = mixtrain_data::sample_of(&dataset) else {
+                    return Err(e);
+                };
+                eprintln!("WARNING: {e:#}; fetching {sample} instead");
+                fetch(sample, &data, mirror)?;
+            }
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(workspace_root())
                 .args([

@@ -1,5 +1,10 @@
-//! Adversarial attacks (FGSM, PGD, the interval-gradient attack) for robustness evaluation.
+//! Adversarial attacks for robustness evaluation: upper bounds on robust accuracy, to hold
+//! against the verified lower bounds of `mixtrain-bounds`.
 //!
-//! This crate holds its place in the dependency order (it builds on `mixtrain-bounds` for the
-//! interval-gradient attack); the attacks land after the bounds engine. It deliberately exports
-//! nothing yet.
+//! - [`Pgd`]: projected gradient descent under L_inf (Madry et al.), with a random start,
+//!   projected onto the eps-ball intersected with the input domain. Also the inner maximisation
+//!   of adversarial training.
+
+mod pgd;
+
+pub use pgd::Pgd;

@@ -30,6 +30,30 @@ pub fn margins<D: Domain>(
     Ok(Margins { lower, labels })
 }
 
+/// IBP's margin bounds and CROWN-IBP's from one interval pass: CROWN-IBP training interpolates
+/// between the two, and the interval forward pass is shared.
+pub fn interval_and_crown(
+    net: &Network,
+    set: &InputSet,
+    labels: Tensor<1, Int>,
+) -> Result<(Margins, Margins), BoundsError> {
+    let mut pre_relu: Vec<(Tensor<2>, Tensor<2>)> = Vec::new();
+    let (interval, last) =
+        forward::<Interval>(net, set, |l, u| pre_relu.push((l.clone(), u.clone())))?;
+    let crown = backward(net, last, set, &labels, pre_relu);
+    let ibp = interval.margins(last, &labels)?;
+    Ok((
+        Margins {
+            lower: ibp,
+            labels: labels.clone(),
+        },
+        Margins {
+            lower: crown,
+            labels,
+        },
+    ))
+}
+
 /// The backward pass: margin lower bounds `[n, classes]` given the bounds in front of every
 /// ReLU, in order.
 pub(crate) fn backward(

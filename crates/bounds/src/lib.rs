@@ -28,7 +28,7 @@ mod interval;
 mod spec;
 mod symbolic;
 
-pub use crown::best_margins;
+pub use crown::{best_margins, interval_and_crown};
 pub use domain::{Domain, DomainKind, margins};
 pub use error::BoundsError;
 pub use input::{InputDomain, InputSet};

@@ -79,9 +79,21 @@ struct TrainArgs {
     /// Run directory [default: runs/<preset or model>-<UTC time>].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Training method.
+    /// Training method: natural, pgd, ibp, crown-ibp or mixtrain.
     #[arg(long)]
     method: Option<String>,
+    /// L_inf radius to train for and verify (pixel units).
+    #[arg(long)]
+    eps: Option<f64>,
+    /// mixtrain: points per batch bounded soundly (stochastic robust approximation).
+    #[arg(long)]
+    k: Option<usize>,
+    /// DMT policy: fixed, schedule or adaptive (dmt.policy).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Training images held out for per-epoch validation.
+    #[arg(long)]
+    val_size: Option<usize>,
     #[arg(long)]
     epochs: Option<usize>,
     #[arg(long)]
@@ -251,6 +263,10 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     let flags = [
         ("method", args.method.clone()),
+        ("eps", args.eps.map(|v| format!("{v:?}"))),
+        ("k", args.k.map(|v| v.to_string())),
+        ("dmt.policy", args.policy.clone()),
+        ("val_size", args.val_size.map(|v| v.to_string())),
         ("epochs", args.epochs.map(|v| v.to_string())),
         ("batch_size", args.batch_size.map(|v| v.to_string())),
         ("optimizer.lr", args.lr.map(|v| format!("{v:?}"))),

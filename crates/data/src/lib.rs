@@ -105,6 +105,12 @@ pub fn load(name: &str, split: Split, dir: &DataDir) -> Result<ImageSet, DataErr
     Manifest::builtin(name)?.load(split, dir)
 }
 
+/// The smaller dataset that stands in for `name` when the full one cannot be had (offline, a
+/// mirror holding only the sample): `cifar10-sample` for `cifar10`.
+pub fn sample_of(name: &str) -> Option<&'static str> {
+    (name == "cifar10").then_some("cifar10-sample")
+}
+
 /// Makes sure a dataset is present in `dir`: files already there are kept (their checksums were
 /// checked when they were fetched), missing ones are copied from `mirror` when one is given.
 /// With no mirror and missing files this is an error that says how to fetch them.

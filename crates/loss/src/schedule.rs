@@ -9,6 +9,8 @@ pub enum LrSchedule {
     Constant,
     /// Multiply by `gamma` every `every_epochs` epochs.
     Step { every_epochs: usize, gamma: f64 },
+    /// Multiply by `gamma` at each of the given epochs (PyTorch's `MultiStepLR`).
+    Milestones { epochs: Vec<usize>, gamma: f64 },
     /// Cosine decay from the base rate to `min_lr` over the whole run.
     Cosine {
         #[serde(default)]
@@ -29,6 +31,11 @@ impl LrSchedule {
                 let epoch = step / steps_per_epoch.max(1);
                 base * gamma.powi((epoch / every_epochs.max(1)) as i32)
             }
+            LrSchedule::Milestones { ref epochs, gamma } => {
+                let epoch = step / steps_per_epoch.max(1);
+                let passed = epochs.iter().filter(|&&m| epoch >= m).count();
+                base * gamma.powi(passed as i32)
+            }
             LrSchedule::Cosine { min_lr } => {
                 let t = step as f64 / total_steps.max(1) as f64;
                 min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
@@ -45,6 +52,9 @@ impl LrSchedule {
             LrSchedule::Step { gamma, .. } if !(gamma > 0.0 && gamma.is_finite()) => Some(format!(
                 "step schedule gamma {gamma} must be positive and finite"
             )),
+            LrSchedule::Milestones { gamma, .. } if !(gamma > 0.0 && gamma.is_finite()) => Some(
+                format!("milestones schedule gamma {gamma} must be positive and finite"),
+            ),
             LrSchedule::Cosine { min_lr } if !(min_lr >= 0.0 && min_lr.is_finite()) => Some(
                 format!("cosine schedule min_lr {min_lr} must be >= 0 and finite"),
             ),
@@ -67,6 +77,13 @@ mod tests {
         assert_eq!(step.lr(1.0, 19, 10, 100), 1.0);
         assert_eq!(step.lr(1.0, 20, 10, 100), 0.5);
         assert_eq!(step.lr(1.0, 45, 10, 100), 0.25);
+        let milestones = LrSchedule::Milestones {
+            epochs: vec![2, 5],
+            gamma: 0.1,
+        };
+        assert_eq!(milestones.lr(1.0, 19, 10, 100), 1.0);
+        assert!((milestones.lr(1.0, 20, 10, 100) - 0.1).abs() < 1e-12);
+        assert!((milestones.lr(1.0, 50, 10, 100) - 0.01).abs() < 1e-12);
         let cos = LrSchedule::Cosine { min_lr: 0.0 };
         assert_eq!(cos.lr(1.0, 0, 10, 100), 1.0);
         assert!((cos.lr(1.0, 50, 10, 100) - 0.5).abs() < 1e-12);

@@ -19,6 +19,9 @@ pub(crate) struct State {
     pub epoch: usize,
     /// Optimiser steps taken.
     pub step: usize,
+    /// The DMT policy's state (absent in checkpoints of natural runs from before DMT).
+    #[serde(default)]
+    pub dmt: Option<mixtrain_loss::Dmt>,
 }
 
 pub(crate) fn dir(run: &Path) -> PathBuf {

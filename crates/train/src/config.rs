@@ -1,13 +1,20 @@
 use std::path::Path;
 
-use mixtrain_loss::LrSchedule;
+use mixtrain_bounds::DomainKind;
+use mixtrain_loss::{DmtConfig, EpsSchedule, LrSchedule, Policy};
 use mixtrain_nn::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 
 /// The presets shipped with the crate (`presets/*.toml`).
-const PRESETS: &[(&str, &str)] = &[("mnist", include_str!("../presets/mnist.toml"))];
+const PRESETS: &[(&str, &str)] = &[
+    ("mnist", include_str!("../presets/mnist.toml")),
+    ("mnist-0.3", include_str!("../presets/mnist-0.3.toml")),
+    ("mnist-large", include_str!("../presets/mnist-large.toml")),
+    ("cifar", include_str!("../presets/cifar.toml")),
+    ("cifar-large", include_str!("../presets/cifar-large.toml")),
+];
 
 /// How the network is trained.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,12 +23,91 @@ pub enum Method {
     /// Cross-entropy on clean inputs.
     #[default]
     Natural,
+    /// Adversarial training (Madry et al.): cross-entropy on PGD examples only.
+    Pgd,
+    /// Interval bound propagation: the natural loss mixed with the robust cross-entropy of the
+    /// interval bounds on the whole batch.
+    Ibp,
+    /// CROWN-IBP: as `ibp`, with the bound `beta` CROWN-IBP + `(1 - beta)` IBP, `beta` falling
+    /// from 1 to 0 along the eps ramp.
+    CrownIbp,
+    /// MixTrain: natural loss on the batch, symbolic robust loss on `k` points drawn from it
+    /// (stochastic robust approximation), mixed by dynamic mixed training.
+    Mixtrain,
 }
 
 impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Method::Natural => "natural",
+            Method::Pgd => "pgd",
+            Method::Ibp => "ibp",
+            Method::CrownIbp => "crown-ibp",
+            Method::Mixtrain => "mixtrain",
+        }
+    }
+
+    /// The DMT policy when the config names none.
+    pub fn default_policy(self) -> Policy {
+        match self {
+            Method::Mixtrain => Policy::Adaptive,
+            _ => Policy::Fixed,
+        }
+    }
+
+    /// The domain whose bounds the method trains (and, by default, validates) with.
+    pub fn default_domain(self) -> DomainKind {
+        match self {
+            Method::Ibp => DomainKind::Interval,
+            Method::CrownIbp => DomainKind::Crown,
+            _ => DomainKind::Symbolic,
+        }
+    }
+}
+
+/// The inner attack of `pgd` training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PgdConfig {
+    pub steps: usize,
+    /// Default: `2.5 eps / steps` (Madry et al.).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_size: Option<f64>,
+    pub random_start: bool,
+}
+
+impl Default for PgdConfig {
+    fn default() -> Self {
+        Self {
+            steps: 10,
+            step_size: None,
+            random_start: true,
+        }
+    }
+}
+
+/// The evaluation on the test set at the end of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinalEvalConfig {
+    /// The domain of the verified robust accuracy.
+    pub domain: String,
+    /// PGD steps of the attack (0: no attack); one random start.
+    pub pgd_steps: usize,
+    /// Default: eps / 4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgd_step_size: Option<f64>,
+    /// Points per bound computation.
+    pub bound_batch_size: usize,
+}
+
+impl Default for FinalEvalConfig {
+    fn default() -> Self {
+        Self {
+            domain: "best".into(),
+            pgd_steps: 40,
+            pgd_step_size: None,
+            bound_batch_size: 50,
         }
     }
 }
@@ -67,6 +153,20 @@ pub struct TrainConfig {
     /// A dataset manifest name (`mnist`, `cifar10`, `cifar10-sample`).
     pub dataset: String,
     pub method: Method,
+    /// The L_inf radius trained for and verified, in pixel units.
+    pub eps: f64,
+    /// `mixtrain`: points per batch that get the sound bound, drawn with or without replacement.
+    pub k: usize,
+    pub replacement: bool,
+    /// `mixtrain`: the robust loss's domain (default `symbolic`, MixTrain's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Training images held out (seeded) to validate each epoch: clean accuracy and VRA, which
+    /// drive the `adaptive` policy.
+    pub val_size: usize,
+    /// The domain of the validation VRA (default: the method's training domain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_domain: Option<String>,
     pub epochs: usize,
     pub batch_size: usize,
     /// Seeds the initial weights and the order of batches (epoch `e` shuffles with `seed + e`).
@@ -86,6 +186,10 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     pub optimizer: OptimizerConfig,
     pub lr_schedule: LrSchedule,
+    pub eps_schedule: EpsSchedule,
+    pub dmt: DmtConfig,
+    pub pgd: PgdConfig,
+    pub final_eval: FinalEvalConfig,
 }
 
 impl Default for TrainConfig {
@@ -94,6 +198,12 @@ impl Default for TrainConfig {
             model: "mnist_small".into(),
             dataset: "mnist".into(),
             method: Method::Natural,
+            eps: 0.1,
+            k: 5,
+            replacement: true,
+            domain: None,
+            val_size: 1000,
+            val_domain: None,
             epochs: 1,
             batch_size: 50,
             seed: 0,
@@ -105,6 +215,10 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             optimizer: OptimizerConfig::default(),
             lr_schedule: LrSchedule::Constant,
+            eps_schedule: EpsSchedule::default(),
+            dmt: DmtConfig::default(),
+            pgd: PgdConfig::default(),
+            final_eval: FinalEvalConfig::default(),
         }
     }
 }
@@ -141,6 +255,34 @@ impl TrainConfig {
         })?;
         config.validate(origin)?;
         Ok(config)
+    }
+
+    /// The DMT policy in effect.
+    pub fn policy(&self) -> Policy {
+        self.dmt
+            .policy
+            .unwrap_or_else(|| self.method.default_policy())
+    }
+
+    /// The robust loss's domain.
+    pub fn train_domain(&self) -> DomainKind {
+        self.domain
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| self.method.default_domain())
+    }
+
+    /// The validation VRA's domain.
+    pub fn val_domain(&self) -> DomainKind {
+        self.val_domain
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| self.train_domain())
+    }
+
+    /// The domain of the final verification.
+    pub fn final_domain(&self) -> DomainKind {
+        self.final_eval.domain.parse().unwrap_or(DomainKind::Best)
     }
 
     pub fn to_toml(&self) -> String {
@@ -220,6 +362,43 @@ impl TrainConfig {
         if let Some(problem) = self.lr_schedule.problem() {
             return err(format!("lr_schedule: {problem}"));
         }
+        if let Some(problem) = self.eps_schedule.problem() {
+            return err(format!("eps_schedule: {problem}"));
+        }
+        if let Some(problem) = self.dmt.problem() {
+            return err(format!("dmt: {problem}"));
+        }
+        if !(self.eps >= 0.0 && self.eps.is_finite()) {
+            return err(format!("eps {} must be finite and >= 0", self.eps));
+        }
+        if self.k == 0 {
+            return err("k must be at least 1".into());
+        }
+        for (field, value) in [
+            ("domain", &self.domain),
+            ("val_domain", &self.val_domain),
+            ("final_eval.domain", &Some(self.final_eval.domain.clone())),
+        ] {
+            if let Some(Err(e)) = value.as_deref().map(str::parse::<DomainKind>) {
+                return err(format!("{field}: {e}"));
+            }
+        }
+        if self.domain.is_some() && self.method != Method::Mixtrain {
+            return err(format!(
+                "domain is the mixtrain method's choice; {} trains with {}",
+                self.method.name(),
+                self.method.default_domain().name()
+            ));
+        }
+        if self.policy() == Policy::Adaptive && self.val_size == 0 {
+            return err("the adaptive DMT policy needs a validation split: val_size >= 1".into());
+        }
+        if self.final_eval.bound_batch_size == 0 {
+            return err("final_eval.bound_batch_size must be at least 1".into());
+        }
+        if self.method == Method::Pgd && self.pgd.steps == 0 {
+            return err("pgd.steps must be at least 1 for pgd training".into());
+        }
         if let Err(e) = mixtrain_nn::zoo::architecture(&self.model) {
             return err(format!("model: {e}"));
         }
@@ -283,7 +462,10 @@ mod tests {
             ("epochs", "0", "epochs"),
             ("epochs", "many", "epochs"),
             ("optimizer.lr", "-1", "optimizer.lr"),
-            ("method", "pgd", "pgd"),
+            ("method", "fgsm", "fgsm"),
+            ("dmt.alpha", "1.5", "alpha"),
+            ("domain", "\"zonotope\"", "zonotope"),
+            ("k", "0", "k must"),
             ("model", "resnet9000", "resnet9000"),
             ("dataset", "svhn", "svhn"),
             ("colour", "1", "colour"),

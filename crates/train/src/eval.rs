@@ -1,6 +1,7 @@
 use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use mixtrain_attack::Pgd;
 use mixtrain_bounds::{BoundsError, DomainKind, InputDomain, InputSet};
 use mixtrain_data::{Batch, ImageSet};
 use mixtrain_nn::Network;
@@ -103,6 +104,45 @@ pub fn verify(
             0.0
         } else {
             count as f64 / set.len() as f64
+        },
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Accuracy of `net` on `set` under the attack `pgd` (points it fails to break and that were
+/// classified correctly to begin with count: the attack starts from each clean point, and a
+/// misclassified point stays broken). Counts stay on the device until the end.
+pub fn attack_accuracy(
+    net: &Network,
+    set: &ImageSet,
+    pgd: &Pgd,
+    batch_size: usize,
+    device: &Device,
+) -> Result<EvalResult, BoundsError> {
+    let start = Instant::now();
+    let mut correct: Option<Tensor<1, Int>> = None;
+    for batch in set.batches(batch_size, None) {
+        let (x, y) = to_device(batch, device);
+        let adv = pgd.attack(net, x.clone(), y.clone())?;
+        let clean = net
+            .forward(x)
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(y.clone());
+        let robust = net.forward(adv).argmax(1).squeeze_dim::<1>(1).equal(y);
+        let hits = clean.bool_and(robust).int().sum();
+        correct = Some(match correct {
+            Some(c) => c + hits,
+            None => hits,
+        });
+    }
+    let correct: i64 = correct.map(|c| c.into_scalar()).unwrap_or(0);
+    Ok(EvalResult {
+        n: set.len(),
+        clean_acc: if set.is_empty() {
+            0.0
+        } else {
+            correct as f64 / set.len() as f64
         },
         seconds: start.elapsed().as_secs_f64(),
     })

@@ -8,6 +8,8 @@
 //! DIR/metrics.jsonl       one JSON object per epoch
 //! DIR/checkpoints/        epoch-NNNN/{model.bpk, optim.bpk, state.json} and `latest`
 //! DIR/model.safetensors   the final weights, PyTorch layout
+//! DIR/final.json          the test-set evaluation: clean accuracy, VRA, PGD accuracy
+//! DIR/report.md           the same as a short Markdown report
 //! DIR/summary.json        final figures (accuracy, seconds, peak memory)
 //! ```
 //!
@@ -30,9 +32,10 @@ mod error;
 mod eval;
 mod progress;
 mod run;
+mod step;
 
-pub use config::{Method, OptimizerConfig, OptimizerKind, TrainConfig};
+pub use config::{FinalEvalConfig, Method, OptimizerConfig, OptimizerKind, PgdConfig, TrainConfig};
 pub use error::TrainError;
-pub use eval::{EvalResult, VerifyResult, evaluate, verify};
+pub use eval::{EvalResult, VerifyResult, attack_accuracy, evaluate, verify};
 pub use progress::peak_memory_mib;
-pub use run::{RunOptions, RunSummary, run};
+pub use run::{FinalEval, RunOptions, RunSummary, run};

@@ -8,14 +8,19 @@ use burn::optim::{
     momentum::MomentumConfig,
 };
 use burn::tensor::{Int, Tensor};
+use mixtrain_attack::Pgd;
+use mixtrain_bounds::InputDomain;
 use mixtrain_data::{DataDir, ImageSet, Split};
-use mixtrain_loss::{accuracy_count, cross_entropy};
+use mixtrain_loss::{AlphaChange, Dmt, Mix, Policy, accuracy_count};
 use mixtrain_nn::{Network, write_atomic, zoo};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde::Serialize;
 
 use crate::checkpoint::{self, State};
-use crate::eval::{EvalResult, evaluate, to_device};
+use crate::eval::{EvalResult, attack_accuracy, evaluate, to_device, verify};
 use crate::progress::{Progress, peak_memory_mib};
+use crate::step::{self, StepContext, Terms};
 use crate::{Method, OptimizerConfig, OptimizerKind, TrainConfig, TrainError};
 
 /// Where a run writes and reads.
@@ -51,27 +56,74 @@ struct EpochMetrics {
     epoch: usize,
     method: &'static str,
     lr: f64,
-    train_loss: f64,
+    /// eps of the epoch's last step.
+    eps: f64,
+    policy: &'static str,
+    /// `fixed` / `adaptive`: the robust loss's weight this epoch (natural: `1 - alpha`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alpha: Option<f64>,
+    /// `schedule`: the robust weight and the probability a batch gets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    robust_weight: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    robust_probability: Option<f64>,
+    /// Mean of the mixed loss over the epoch's batches.
+    loss: f64,
+    /// Means over the batches that computed the term.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    natural_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    robust_loss: Option<f64>,
+    /// On the training inputs (adversarial ones for `pgd`).
     train_acc: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_acc: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_vra: Option<f64>,
+    val_domain: &'static str,
     test_acc: f64,
     test_n: usize,
     /// Seconds of training (the optimisation steps) in this epoch.
     seconds: f64,
+    val_seconds: f64,
     eval_seconds: f64,
     images_per_second: f64,
+    /// Set when the DMT policy changed alpha after this epoch, with the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alpha_change: Option<AlphaChange>,
+}
+
+/// The end-of-run evaluation on the test set, also written to `final.json` and `report.md`.
+#[derive(Clone, Debug, Serialize)]
+pub struct FinalEval {
+    pub n: usize,
+    pub eps: f64,
+    pub clean_acc: f64,
+    /// Correct and verified in `domain`.
+    pub vra: f64,
+    pub domain: &'static str,
+    /// Correct under PGD (`None` when `final_eval.pgd_steps` is 0).
+    pub pgd_acc: Option<f64>,
+    pub pgd_steps: usize,
+    pub pgd_step_size: f64,
+    pub verify_seconds: f64,
+    pub pgd_seconds: f64,
 }
 
 /// The outcome of a run, also written to `summary.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
     pub model: String,
+    /// The dataset trained on (`cifar10-sample` when `cifar10` fell back to it).
     pub dataset: String,
     pub method: &'static str,
     pub backend: String,
     pub epochs: usize,
     pub train_n: usize,
+    pub val_n: usize,
     pub test_n: usize,
     pub test_acc: f64,
+    pub final_eval: FinalEval,
     /// Training seconds of each epoch run by this process (resumed epochs are not repeated).
     pub epoch_seconds: Vec<f64>,
     pub peak_memory_mib: Option<f64>,
@@ -143,18 +195,68 @@ fn truncate_metrics(path: &Path, epoch: usize) -> Result<(), TrainError> {
     write_atomic(path, kept.as_bytes()).map_err(TrainError::io(path))
 }
 
+/// The dataset to train on: the configured one, or its sample when the full one is neither in
+/// the data directory nor obtainable (no network, a mirror holding only the sample). The
+/// fallback is announced loudly: figures on 4,000 images are not CIFAR-10 figures.
+fn resolve_dataset(config: &TrainConfig, opts: &RunOptions) -> Result<String, TrainError> {
+    let full = mixtrain_data::ensure(&config.dataset, &opts.data, opts.mirror.as_deref());
+    match (full, mixtrain_data::sample_of(&config.dataset)) {
+        (Ok(_), _) => Ok(config.dataset.clone()),
+        (Err(e), Some(sample)) => {
+            if mixtrain_data::ensure(sample, &opts.data, opts.mirror.as_deref()).is_err() {
+                return Err(e.into());
+            }
+            eprintln!(
+                "WARNING: {} is not available ({e}); training on {sample} instead. \
+                 Its figures are NOT comparable with full-{} results.",
+                config.dataset, config.dataset
+            );
+            Ok(sample.to_string())
+        }
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
 fn load_split(
-    config: &TrainConfig,
+    dataset: &str,
     opts: &RunOptions,
     split: Split,
     limit: Option<usize>,
 ) -> Result<ImageSet, TrainError> {
-    let manifest = mixtrain_data::ensure(&config.dataset, &opts.data, opts.mirror.as_deref())?;
+    let manifest = mixtrain_data::ensure(dataset, &opts.data, opts.mirror.as_deref())?;
     let set = manifest.load(split, &opts.data)?;
     Ok(match limit {
         Some(n) => set.take(n),
         None => set,
     })
+}
+
+/// The running sums of one epoch.
+#[derive(Default)]
+struct EpochSums {
+    loss: f64,
+    natural: (f64, usize),
+    robust: (f64, usize),
+}
+
+/// Reads a loss term back and stops the run on a NaN or infinity, naming where.
+fn checked(
+    term: &Tensor<1>,
+    epoch: usize,
+    batch: usize,
+    name: &'static str,
+) -> Result<f64, TrainError> {
+    let value: f32 = term.clone().into_scalar();
+    if value.is_finite() {
+        Ok(f64::from(value))
+    } else {
+        Err(TrainError::NonFinite {
+            epoch,
+            batch,
+            term: name,
+            value,
+        })
+    }
 }
 
 /// Trains a network as `config` says, writing the run directory `opts.out`.
@@ -168,8 +270,10 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
     let device = config.backend.device(config.device_index)?;
     let ad = device.clone().autodiff();
     let arch = zoo::architecture(&config.model)?;
-    let train_set = load_split(config, opts, Split::Train, config.train_limit)?;
-    let test_set = load_split(config, opts, Split::Test, config.test_limit)?;
+    let dataset = resolve_dataset(config, opts)?;
+    let full_train = load_split(&dataset, opts, Split::Train, config.train_limit)?;
+    let (train_set, val_set) = full_train.split_off_random(config.val_size, config.seed);
+    let test_set = load_split(&dataset, opts, Split::Test, config.test_limit)?;
     if train_set.shape() != arch.input {
         return Err(TrainError::Config {
             origin: "run".into(),
@@ -177,7 +281,7 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
                 "model {} takes inputs {:?}, dataset {} has {:?}",
                 arch.name,
                 arch.input,
-                config.dataset,
+                dataset,
                 train_set.shape()
             ),
         });
@@ -185,6 +289,11 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
     // Only now that data, model and device are known good does the run directory get written.
     prepare_dir(config, opts)?;
 
+    let fresh = || State {
+        epoch: 0,
+        step: 0,
+        dmt: None,
+    };
     let (mut model, mut optim, mut state) = match opts.resume {
         true => match checkpoint::load_latest(&opts.out, &arch, optimizer(&config.optimizer), &ad)?
         {
@@ -192,24 +301,31 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
             None => (
                 Network::init(&arch, config.seed, &ad)?,
                 optimizer(&config.optimizer),
-                State { epoch: 0, step: 0 },
+                fresh(),
             ),
         },
         false => (
             Network::init(&arch, config.seed, &ad)?,
             optimizer(&config.optimizer),
-            State { epoch: 0, step: 0 },
+            fresh(),
         ),
     };
+    let policy = config.policy();
+    let mut dmt = state
+        .dmt
+        .clone()
+        .unwrap_or_else(|| Dmt::new(policy, &config.dmt));
     let metrics_path = opts.out.join("metrics.jsonl");
     truncate_metrics(&metrics_path, state.epoch)?;
     say(format!(
-        "training {} on {} ({} train / {} test images), method {}, backend {}, {} epochs{}",
+        "training {} on {} ({} train / {} validation / {} test images), method {}, eps {}, backend {}, {} epochs{}",
         config.model,
-        config.dataset,
+        dataset,
         train_set.len(),
+        val_set.len(),
         test_set.len(),
         config.method.name(),
+        config.eps,
         config.backend,
         config.epochs,
         if state.epoch > 0 {
@@ -221,14 +337,19 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
 
     let steps_per_epoch = train_set.len().div_ceil(config.batch_size);
     let total_steps = steps_per_epoch * config.epochs;
+    let warmup = config.eps_schedule.warmup_epochs;
     let mut epoch_seconds = Vec::new();
     let mut last_eval: Option<EvalResult> = None;
     for epoch in state.epoch + 1..=config.epochs {
         let progress = Progress::new(epoch, config.epochs, steps_per_epoch, opts.quiet);
         let start = Instant::now();
-        let mut loss_sum = 0.0f64;
+        // seeded per epoch, so that a resumed run draws what the uninterrupted one would
+        let mut rng =
+            StdRng::seed_from_u64(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let epochs_robust = (epoch - 1).saturating_sub(warmup);
+        let mut sums = EpochSums::default();
         let mut correct: Option<Tensor<1, Int>> = None;
-        let mut lr = 0.0;
+        let (mut lr, mut eps) = (0.0, 0.0);
         for (b, batch) in train_set
             .batches(
                 config.batch_size,
@@ -242,25 +363,57 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
                 steps_per_epoch,
                 total_steps,
             );
-            let (x, y) = to_device(batch, &ad);
-            let logits = model.forward(x);
-            let loss = match config.method {
-                Method::Natural => cross_entropy(logits.clone(), y.clone()),
+            eps = config
+                .eps_schedule
+                .eps(config.eps, state.step, steps_per_epoch);
+            let mix = match config.method {
+                Method::Natural | Method::Pgd => Mix {
+                    natural: 1.0,
+                    robust: 1.0,
+                },
+                _ if eps == 0.0 => Mix {
+                    natural: 1.0,
+                    robust: 0.0,
+                },
+                _ => dmt.mix(&config.dmt, epochs_robust, &mut rng),
             };
-            // One read back per batch, so that a NaN or infinite loss is caught at the batch
-            // that produced it (0.003 ms on the CPU backends; a GPU step waits for it too).
-            let value: f32 = loss.clone().into_scalar();
-            if !value.is_finite() {
+            let ctx = StepContext {
+                config,
+                eps,
+                progress: config
+                    .eps_schedule
+                    .progress(config.eps, state.step, steps_per_epoch),
+                mix,
+            };
+            let (x, y) = to_device(batch, &ad);
+            let terms = step::terms(&model, x, y.clone(), &ctx, &mut rng)?;
+            let fail = |e| {
                 progress.finish();
-                return Err(TrainError::NonFinite {
-                    epoch,
-                    batch: b + 1,
-                    term: "natural cross-entropy",
-                    value,
+                e
+            };
+            let mut loss: Option<Tensor<1>> = None;
+            if let Some(natural) = terms.natural {
+                let v = checked(&natural, epoch, b + 1, Terms::NATURAL).map_err(fail)?;
+                sums.natural.0 += v;
+                sums.natural.1 += 1;
+                if mix.natural > 0.0 {
+                    loss = Some(natural * mix.natural);
+                }
+            }
+            if let Some(robust) = terms.robust {
+                let name = Terms::robust_name(config.method);
+                let v = checked(&robust, epoch, b + 1, name).map_err(fail)?;
+                sums.robust.0 += v;
+                sums.robust.1 += 1;
+                let weighted = robust * mix.robust;
+                loss = Some(match loss {
+                    Some(l) => l + weighted,
+                    None => weighted,
                 });
             }
-            loss_sum += f64::from(value);
-            let hits = accuracy_count(logits.detach(), y);
+            let loss = loss.expect("every method has a natural or a robust term");
+            sums.loss += checked(&loss, epoch, b + 1, "mixed loss").map_err(fail)?;
+            let hits = accuracy_count(terms.logits.detach(), y);
             correct = Some(match correct {
                 Some(c) => c + hits,
                 None => hits,
@@ -268,31 +421,80 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             state.step += 1;
-            progress.step(b + 1, loss_sum / (b + 1) as f64);
+            progress.step(b + 1, sums.loss / (b + 1) as f64);
         }
         let correct: i64 = correct.map(|c| c.into_scalar()).unwrap_or(0);
         let seconds = start.elapsed().as_secs_f64();
         progress.finish();
         epoch_seconds.push(seconds);
 
-        let eval = evaluate(&model.valid(), &test_set, config.eval_batch_size, &device);
+        let valid = model.valid();
+        let val_start = Instant::now();
+        let (val_acc, val_vra) = if val_set.is_empty() {
+            (None, None)
+        } else {
+            let clean = evaluate(&valid, &val_set, config.eval_batch_size, &device);
+            let vra = verify(
+                &valid,
+                &val_set,
+                config.eps,
+                config.val_domain(),
+                InputDomain::Unit,
+                config.final_eval.bound_batch_size,
+                &device,
+            )?;
+            (Some(clean.clean_acc), Some(vra.verified_acc))
+        };
+        let val_seconds = val_start.elapsed().as_secs_f64();
+        let alpha_before = dmt.alpha;
+        let alpha_change = match (val_acc, val_vra, config.method) {
+            (_, _, Method::Natural | Method::Pgd) => None,
+            (Some(acc), Some(vra), _) if epoch > warmup => dmt.after_epoch(&config.dmt, acc, vra),
+            _ => None,
+        };
+        if let Some(change) = &alpha_change {
+            say(format!(
+                "DMT: alpha {:.2} -> {:.2}: {}",
+                change.from, change.to, change.reason
+            ));
+        }
+        let eval = evaluate(&valid, &test_set, config.eval_batch_size, &device);
+        let robust_method = !matches!(config.method, Method::Natural | Method::Pgd);
+        let schedule = robust_method && policy == Policy::Schedule;
+        let mean = |(sum, n): (f64, usize)| (n > 0).then(|| sum / n as f64);
         let metrics = EpochMetrics {
             epoch,
             method: config.method.name(),
             lr,
-            train_loss: loss_sum / steps_per_epoch as f64,
+            eps,
+            policy: policy.name(),
+            alpha: (robust_method && !schedule).then_some(alpha_before),
+            robust_weight: schedule.then(|| Dmt::schedule_weight(&config.dmt, epochs_robust)),
+            robust_probability: schedule.then_some(config.dmt.probability),
+            loss: sums.loss / steps_per_epoch as f64,
+            natural_loss: mean(sums.natural),
+            robust_loss: mean(sums.robust),
             train_acc: correct as f64 / train_set.len() as f64,
+            val_acc,
+            val_vra,
+            val_domain: config.val_domain().name(),
             test_acc: eval.clean_acc,
             test_n: eval.n,
             seconds,
+            val_seconds,
             eval_seconds: eval.seconds,
             images_per_second: train_set.len() as f64 / seconds,
+            alpha_change,
         };
         say(format!(
-            "epoch {epoch}/{}: loss {:.4}, train acc {:.2}%, test acc {:.2}%, {seconds:.2} s ({:.0} images/s)",
+            "epoch {epoch}/{}: eps {:.4}, loss {:.4}, train acc {:.2}%, val acc {}, val VRA {} ({}), test acc {:.2}%, {seconds:.1} s ({:.0} images/s)",
             config.epochs,
-            metrics.train_loss,
+            eps,
+            metrics.loss,
             100.0 * metrics.train_acc,
+            percent(val_acc),
+            percent(val_vra),
+            metrics.val_domain,
             100.0 * metrics.test_acc,
             metrics.images_per_second
         ));
@@ -308,6 +510,7 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
         )
         .map_err(TrainError::io(&metrics_path))?;
         state.epoch = epoch;
+        state.dmt = Some(dmt.clone());
         checkpoint::save(&opts.out, &model, &optim, &state, config.keep_checkpoints)?;
         last_eval = Some(eval);
     }
@@ -319,15 +522,30 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
     };
     let weights = opts.out.join("model.safetensors");
     final_model.save_safetensors(&weights)?;
+    say(format!(
+        "final evaluation on {} test images: verifying ({}) at eps {}{}",
+        test_set.len(),
+        config.final_domain().name(),
+        config.eps,
+        if config.final_eval.pgd_steps > 0 {
+            format!(", PGD-{}", config.final_eval.pgd_steps)
+        } else {
+            String::new()
+        }
+    ));
+    let final_eval = final_evaluation(config, &final_model, &test_set, eval.clean_acc, &device)?;
+    write_report(config, &dataset, &opts.out, &final_eval)?;
     let summary = RunSummary {
         model: config.model.clone(),
-        dataset: config.dataset.clone(),
+        dataset,
         method: config.method.name(),
         backend: config.backend.to_string(),
         epochs: config.epochs,
         train_n: train_set.len(),
+        val_n: val_set.len(),
         test_n: eval.n,
         test_acc: eval.clean_acc,
+        final_eval,
         epoch_seconds,
         peak_memory_mib: peak_memory_mib(),
         weights,
@@ -339,10 +557,115 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
     )
     .map_err(TrainError::io(&summary_path))?;
     say(format!(
-        "test accuracy {:.2}% on {} images; weights in {}",
+        "test: clean {:.2}%, verified ({}) {:.2}%, PGD {} on {} images; weights in {}",
         100.0 * summary.test_acc,
+        summary.final_eval.domain,
+        100.0 * summary.final_eval.vra,
+        percent(summary.final_eval.pgd_acc),
         summary.test_n,
         summary.weights.display()
     ));
     Ok(summary)
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{:.2}%", 100.0 * v))
+}
+
+/// Clean accuracy (given), VRA in the final domain and PGD accuracy on the test set.
+fn final_evaluation(
+    config: &TrainConfig,
+    net: &Network,
+    test_set: &ImageSet,
+    clean_acc: f64,
+    device: &burn::tensor::Device,
+) -> Result<FinalEval, TrainError> {
+    let domain = config.final_domain();
+    let verified = verify(
+        net,
+        test_set,
+        config.eps,
+        domain,
+        InputDomain::Unit,
+        config.final_eval.bound_batch_size,
+        device,
+    )?;
+    let steps = config.final_eval.pgd_steps;
+    let step_size = config.final_eval.pgd_step_size.unwrap_or(config.eps / 4.0);
+    let attacked = if steps > 0 {
+        let pgd = Pgd {
+            eps: config.eps as f32,
+            step_size: step_size as f32,
+            steps,
+            random_start: true,
+            domain: InputDomain::Unit,
+        };
+        Some(attack_accuracy(
+            net,
+            test_set,
+            &pgd,
+            config.eval_batch_size,
+            device,
+        )?)
+    } else {
+        None
+    };
+    Ok(FinalEval {
+        n: test_set.len(),
+        eps: config.eps,
+        clean_acc,
+        vra: verified.verified_acc,
+        domain: domain.name(),
+        pgd_acc: attacked.as_ref().map(|a| a.clean_acc),
+        pgd_steps: steps,
+        pgd_step_size: step_size,
+        verify_seconds: verified.seconds,
+        pgd_seconds: attacked.map_or(0.0, |a| a.seconds),
+    })
+}
+
+/// `final.json` and a short `report.md` in the run directory.
+fn write_report(
+    config: &TrainConfig,
+    dataset: &str,
+    out: &Path,
+    eval: &FinalEval,
+) -> Result<(), TrainError> {
+    let json_path = out.join("final.json");
+    write_atomic(
+        &json_path,
+        &serde_json::to_vec_pretty(eval).expect("final evaluation serialises"),
+    )
+    .map_err(TrainError::io(&json_path))?;
+    let report = format!(
+        "# {model} on {dataset}: {method}, eps {eps}\n\n\
+         | test images | clean accuracy | verified ({domain}) | PGD-{steps} accuracy |\n\
+         |---|---|---|---|\n\
+         | {n} | {clean:.2}% | {vra:.2}% | {pgd} |\n\n\
+         {epochs} epochs, batch {batch}, DMT policy {policy}{k}. Verification took {vs:.1} s, \
+         the attack {ps:.1} s (step {step}, one random start). Per-epoch figures: \
+         `metrics.jsonl`; configuration: `config.toml`.\n",
+        model = config.model,
+        method = config.method.name(),
+        eps = eval.eps,
+        domain = eval.domain,
+        steps = eval.pgd_steps,
+        n = eval.n,
+        clean = 100.0 * eval.clean_acc,
+        vra = 100.0 * eval.vra,
+        pgd = percent(eval.pgd_acc),
+        epochs = config.epochs,
+        batch = config.batch_size,
+        policy = config.policy().name(),
+        k = if config.method == Method::Mixtrain {
+            format!(", k = {}", config.k)
+        } else {
+            String::new()
+        },
+        vs = eval.verify_seconds,
+        ps = eval.pgd_seconds,
+        step = eval.pgd_step_size,
+    );
+    let md_path = out.join("report.md");
+    write_atomic(&md_path, report.as_bytes()).map_err(TrainError::io(&md_path))
 }
