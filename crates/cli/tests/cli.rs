@@ -36,14 +36,30 @@ fn fails_with(args: &[&str], needle: &str) {
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
 }
 
-const SMALL: &[&str] = &["--preset", "mnist", "--test-limit", "300", "--quiet"];
+/// Natural training of the `mnist` preset with a small validation split and a cheap final
+/// evaluation: these tests are about the CLI, not about robustness.
+const SMALL: &[&str] = &[
+    "--preset",
+    "mnist",
+    "--method",
+    "natural",
+    "--val-size",
+    "100",
+    "--test-limit",
+    "300",
+    "--set",
+    "final_eval.domain=interval",
+    "--set",
+    "final_eval.pgd_steps=2",
+    "--quiet",
+];
 
 #[test]
 fn train_then_eval_reports_json() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let stdout = ok(mixtrain()
-        .args(["train", "--epochs", "1", "--train-limit", "4000", "--out"])
+        .args(["train", "--epochs", "1", "--train-limit", "4100", "--out"])
         .arg(&out)
         .args(SMALL)
         .output()
@@ -86,7 +102,7 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
             "--epochs",
             epochs,
             "--train-limit",
-            "1000",
+            "1100",
             "--out",
         ])
         .arg(&out)

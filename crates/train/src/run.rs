@@ -274,6 +274,16 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
     let full_train = load_split(&dataset, opts, Split::Train, config.train_limit)?;
     let (train_set, val_set) = full_train.split_off_random(config.val_size, config.seed);
     let test_set = load_split(&dataset, opts, Split::Test, config.test_limit)?;
+    if train_set.is_empty() {
+        return Err(TrainError::Config {
+            origin: "run".into(),
+            message: format!(
+                "no training images left: {} loaded, val_size {} held out",
+                full_train.len(),
+                config.val_size
+            ),
+        });
+    }
     if train_set.shape() != arch.input {
         return Err(TrainError::Config {
             origin: "run".into(),
