@@ -1,6 +1,6 @@
 use std::time::Instant;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mixtrain_attack::Pgd;
 use mixtrain_bounds::{BoundsError, DomainKind, InputDomain, InputSet};
 use mixtrain_data::{Batch, ImageSet};
@@ -27,28 +27,51 @@ pub(crate) fn to_device(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<1, 
     (x, y)
 }
 
-/// Clean accuracy of `net` on `set`. The count of correct points stays on the device until
-/// the end, so the whole evaluation costs one read back.
-pub fn evaluate(net: &Network, set: &ImageSet, batch_size: usize, device: &Device) -> EvalResult {
+/// Runs `hits` (a count of points, on the device) on every batch of `set`: the fraction of
+/// points counted and the seconds taken. The count stays on the device until the end, so a
+/// whole evaluation costs one read back.
+fn fraction<E>(
+    set: &ImageSet,
+    batch_size: usize,
+    device: &Device,
+    mut hits: impl FnMut(Tensor<4>, Tensor<1, Int>) -> Result<Tensor<1, Int>, E>,
+) -> Result<(f64, f64), E> {
     let start = Instant::now();
-    let mut correct: Option<Tensor<1, Int>> = None;
+    let mut count: Option<Tensor<1, Int>> = None;
     for batch in set.batches(batch_size, None) {
         let (x, y) = to_device(batch, device);
-        let hits = mixtrain_loss::accuracy_count(net.forward(x), y);
-        correct = Some(match correct {
-            Some(c) => c + hits,
-            None => hits,
+        let h = hits(x, y)?;
+        count = Some(match count {
+            Some(c) => c + h,
+            None => h,
         });
     }
-    let correct: i64 = correct.map(|c| c.into_scalar()).unwrap_or(0);
+    let count: i64 = count.map(|c| c.into_scalar()).unwrap_or(0);
+    let fraction = if set.is_empty() {
+        0.0
+    } else {
+        count as f64 / set.len() as f64
+    };
+    Ok((fraction, start.elapsed().as_secs_f64()))
+}
+
+/// `[n]`: whether `net` classifies each point of `x` as its label.
+fn correct(net: &Network, x: Tensor<4>, y: Tensor<1, Int>) -> Tensor<1, Bool> {
+    net.forward(x).argmax(1).squeeze_dim::<1>(1).equal(y)
+}
+
+/// Clean accuracy of `net` on `set`.
+pub fn evaluate(net: &Network, set: &ImageSet, batch_size: usize, device: &Device) -> EvalResult {
+    let Ok((clean_acc, seconds)) = fraction::<std::convert::Infallible>(
+        set,
+        batch_size,
+        device,
+        |x, y| Ok(correct(net, x, y).int().sum()),
+    );
     EvalResult {
         n: set.len(),
-        clean_acc: if set.is_empty() {
-            0.0
-        } else {
-            correct as f64 / set.len() as f64
-        },
-        seconds: start.elapsed().as_secs_f64(),
+        clean_acc,
+        seconds,
     }
 }
 
@@ -75,23 +98,11 @@ pub fn verify(
     batch_size: usize,
     device: &Device,
 ) -> Result<VerifyResult, BoundsError> {
-    let start = Instant::now();
-    let mut count: Option<Tensor<1, Int>> = None;
-    for batch in set.batches(batch_size, None) {
-        let (x, y) = to_device(batch, device);
-        let correct = net
-            .forward(x.clone())
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(y.clone());
-        let bounds = domain.margins(net, &InputSet::linf(x, eps as f32, input_domain)?, y)?;
-        let hits = bounds.verified().bool_and(correct).int().sum();
-        count = Some(match count {
-            Some(c) => c + hits,
-            None => hits,
-        });
-    }
-    let count: i64 = count.map(|c| c.into_scalar()).unwrap_or(0);
+    let (verified_acc, seconds) = fraction(set, batch_size, device, |x, y| {
+        let set = InputSet::linf(x.clone(), eps as f32, input_domain)?;
+        let ok = correct(net, x, y.clone());
+        Ok(domain.margins(net, &set, y)?.verified().bool_and(ok).int().sum())
+    })?;
     Ok(VerifyResult {
         n: set.len(),
         eps,
@@ -100,12 +111,8 @@ pub fn verify(
             InputDomain::Unit => "unit",
             InputDomain::Image => "image",
         },
-        verified_acc: if set.is_empty() {
-            0.0
-        } else {
-            count as f64 / set.len() as f64
-        },
-        seconds: start.elapsed().as_secs_f64(),
+        verified_acc,
+        seconds,
     })
 }
 
@@ -119,31 +126,14 @@ pub fn attack_accuracy(
     batch_size: usize,
     device: &Device,
 ) -> Result<EvalResult, BoundsError> {
-    let start = Instant::now();
-    let mut correct: Option<Tensor<1, Int>> = None;
-    for batch in set.batches(batch_size, None) {
-        let (x, y) = to_device(batch, device);
+    let (clean_acc, seconds) = fraction(set, batch_size, device, |x, y| {
         let adv = pgd.attack(net, x.clone(), y.clone())?;
-        let clean = net
-            .forward(x)
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(y.clone());
-        let robust = net.forward(adv).argmax(1).squeeze_dim::<1>(1).equal(y);
-        let hits = clean.bool_and(robust).int().sum();
-        correct = Some(match correct {
-            Some(c) => c + hits,
-            None => hits,
-        });
-    }
-    let correct: i64 = correct.map(|c| c.into_scalar()).unwrap_or(0);
+        let robust = correct(net, adv, y.clone());
+        Ok(correct(net, x, y).bool_and(robust).int().sum())
+    })?;
     Ok(EvalResult {
         n: set.len(),
-        clean_acc: if set.is_empty() {
-            0.0
-        } else {
-            correct as f64 / set.len() as f64
-        },
-        seconds: start.elapsed().as_secs_f64(),
+        clean_acc,
+        seconds,
     })
 }
