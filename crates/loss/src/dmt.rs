@@ -196,7 +196,8 @@ impl Dmt {
                 ));
             }
             // rounded, so that steps of 0.1 give 0.8 and not 0.7999999999999999
-            self.alpha = ((self.alpha * 1e9).round() / 1e9).clamp(config.alpha_min, config.alpha_max);
+            self.alpha =
+                ((self.alpha * 1e9).round() / 1e9).clamp(config.alpha_min, config.alpha_max);
         }
         self.best_acc = Some(self.best_acc.map_or(clean_acc, |b| b.max(clean_acc)));
         self.best_vra = Some(self.best_vra.map_or(vra, |b| b.max(vra)));

@@ -62,12 +62,10 @@ fn correct(net: &Network, x: Tensor<4>, y: Tensor<1, Int>) -> Tensor<1, Bool> {
 
 /// Clean accuracy of `net` on `set`.
 pub fn evaluate(net: &Network, set: &ImageSet, batch_size: usize, device: &Device) -> EvalResult {
-    let Ok((clean_acc, seconds)) = fraction::<std::convert::Infallible>(
-        set,
-        batch_size,
-        device,
-        |x, y| Ok(correct(net, x, y).int().sum()),
-    );
+    let Ok((clean_acc, seconds)) =
+        fraction::<std::convert::Infallible>(set, batch_size, device, |x, y| {
+            Ok(correct(net, x, y).int().sum())
+        });
     EvalResult {
         n: set.len(),
         clean_acc,
@@ -101,7 +99,12 @@ pub fn verify(
     let (verified_acc, seconds) = fraction(set, batch_size, device, |x, y| {
         let set = InputSet::linf(x.clone(), eps as f32, input_domain)?;
         let ok = correct(net, x, y.clone());
-        Ok(domain.margins(net, &set, y)?.verified().bool_and(ok).int().sum())
+        Ok(domain
+            .margins(net, &set, y)?
+            .verified()
+            .bool_and(ok)
+            .int()
+            .sum())
     })?;
     Ok(VerifyResult {
         n: set.len(),
