@@ -98,10 +98,8 @@ pub(crate) fn terms(
                 replacement: config.replacement,
             };
             let picked: Vec<i64> = sra.sample(n, rng).into_iter().map(|i| i as i64).collect();
-            let index = Tensor::<1, Int>::from_data(
-                TensorData::new(picked.clone(), [picked.len()]),
-                &y.device(),
-            );
+            let k = picked.len();
+            let index = Tensor::<1, Int>::from_data(TensorData::new(picked, [k]), &y.device());
             let set = InputSet::linf(x.select(0, index.clone()), eps, InputDomain::Unit)?;
             let margins = config
                 .train_domain()
