@@ -406,6 +406,7 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
                 let v = checked(&natural, epoch, b + 1, Terms::NATURAL).map_err(fail)?;
                 sums.natural.0 += v;
                 sums.natural.1 += 1;
+                sums.loss += v * mix.natural;
                 if mix.natural > 0.0 {
                     loss = Some(natural * mix.natural);
                 }
@@ -415,14 +416,16 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
                 let v = checked(&robust, epoch, b + 1, name).map_err(fail)?;
                 sums.robust.0 += v;
                 sums.robust.1 += 1;
+                sums.loss += v * mix.robust;
                 let weighted = robust * mix.robust;
                 loss = Some(match loss {
                     Some(l) => l + weighted,
                     None => weighted,
                 });
             }
+            // finite terms with finite weights: the mix is finite, and its value is known
+            // without a third read back
             let loss = loss.expect("every method has a natural or a robust term");
-            sums.loss += checked(&loss, epoch, b + 1, "mixed loss").map_err(fail)?;
             let hits = accuracy_count(terms.logits.detach(), y);
             correct = Some(match correct {
                 Some(c) => c + hits,
