@@ -9,7 +9,9 @@
 //!
 //! Domains:
 //! - [`Interval`] (IBP): centre/radius, the specification folded into the last layer.
-//! - [`Symbolic`]: MixTrain's symbolic interval with symbolic linear relaxation.
+//! - [`Symbolic`]: MixTrain's symbolic interval with symbolic linear relaxation;
+//!   [`margin_equations`] also returns its margins' input coefficients (the interval attack's
+//!   step direction).
 //!
 //! ```no_run
 //! use mixtrain_bounds::{InputDomain, InputSet, Symbolic, margins};
@@ -34,4 +36,4 @@ pub use error::BoundsError;
 pub use input::{InputDomain, InputSet};
 pub use interval::Interval;
 pub use spec::Margins;
-pub use symbolic::Symbolic;
+pub use symbolic::{MarginEquations, Symbolic, margin_equations};

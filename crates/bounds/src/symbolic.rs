@@ -32,11 +32,11 @@
 use burn::tensor::module::{conv2d, unfold4d};
 use burn::tensor::ops::{PadMode, UnfoldOptions};
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
-use mixtrain_nn::{Conv2d, Linear, Normalize};
+use mixtrain_nn::{Conv2d, Linear, Network, Normalize};
 
 use crate::domain::{Domain, Layout, ReluRelaxation, apply, conv_adjoint, flat_normalization};
-use crate::domain::{fold_spec, image};
-use crate::{BoundsError, InputSet};
+use crate::domain::{fold_spec, forward, image};
+use crate::{BoundsError, InputSet, Margins};
 
 /// A bias-free step between a source and the current layer.
 #[derive(Clone, Debug)]
@@ -67,6 +67,19 @@ enum Coeffs {
 struct Source {
     radius: Tensor<2>,
     coeffs: Coeffs,
+    /// `[n, d_s]`: which of the source's original symbols each kept one is, once compacted
+    /// ([`compact`]); `None` while every symbol is kept. Only [`margin_equations`] needs it, to
+    /// put the input coefficients back on their pixels.
+    symbols: Option<Tensor<2, Int>>,
+}
+
+/// One of a source's rows pulled back onto its symbols.
+struct Pulled {
+    /// `[b, m, d_s]`.
+    rows: Tensor<3>,
+    /// `[n, d_s]`.
+    radius: Tensor<2>,
+    symbols: Option<Tensor<2, Int>>,
 }
 
 /// Each neuron is `z_j = c_j + sum_i A[i, j] r_i eta_i + sum_k E[k, j] mu_k xi_k` with every
@@ -252,17 +265,25 @@ fn one_hot(index: Tensor<2, Int>, d_s: usize) -> Tensor<3> {
 }
 
 impl Source {
-    /// This source's rows (`[b, m, d_s]`, over all its symbols) restricted to the symbols that
-    /// are nonzero somewhere, with their radii.
-    fn compacted(&self, rows: Tensor<3>) -> (Tensor<3>, Tensor<2>) {
+    /// A chain source's rows (`[b, m, d_s]`, over all its symbols) restricted to the symbols
+    /// that are nonzero somewhere, with their radii.
+    fn compacted(&self, rows: Tensor<3>) -> Pulled {
         match compact(&self.radius) {
-            None => (rows, self.radius.clone()),
+            None => Pulled {
+                rows,
+                radius: self.radius.clone(),
+                symbols: None,
+            },
             Some((index, radius)) => {
                 let [n, k] = index.dims();
                 let [b, m, _] = rows.dims();
                 let rows = rows.expand([n.max(b) as i32, m as i32, -1]);
-                let index = index.unsqueeze_dim::<3>(1).expand([n, m, k]);
-                (rows.gather(2, index), radius)
+                let gather = index.clone().unsqueeze_dim::<3>(1).expand([n, m, k]);
+                Pulled {
+                    rows: rows.gather(2, gather),
+                    radius,
+                    symbols: Some(index),
+                }
             }
         }
     }
@@ -301,29 +322,32 @@ impl Symbolic {
             .into_iter()
             .map(|source| match (source.coeffs, &op) {
                 (Coeffs::Dense(a), op) => Source {
-                    radius: source.radius,
                     coeffs: Coeffs::Dense(chain_forward(a, std::slice::from_ref(op))),
+                    ..source
                 },
                 (Coeffs::Chain { start }, Op::Scale(s)) if start == at => Source {
                     radius: source.radius * s.clone().abs(),
                     coeffs: Coeffs::Chain { start: at + 1 },
+                    symbols: None,
                 },
                 (Coeffs::Chain { start }, _) if has_patch_rule(&ops[start..]) => Source {
-                    radius: source.radius,
                     coeffs: Coeffs::Chain { start },
+                    ..source
                 },
                 (Coeffs::Chain { start }, _) => {
                     let d_s = source.radius.dims()[1];
-                    let (identity, radius) = match compact(&source.radius) {
+                    let (identity, radius, symbols) = match compact(&source.radius) {
                         None => (
                             Tensor::<2>::eye(d_s, &centre.device()).unsqueeze_dim(0),
                             source.radius,
+                            None,
                         ),
-                        Some((index, radius)) => (one_hot(index, d_s), radius),
+                        Some((index, radius)) => (one_hot(index.clone(), d_s), radius, Some(index)),
                     };
                     Source {
                         radius,
                         coeffs: Coeffs::Dense(chain_forward(identity, &ops[start..])),
+                        symbols,
                     }
                 }
             })
@@ -337,10 +361,10 @@ impl Symbolic {
     }
 
     /// Rows over the current neurons (`[n or 1, m, d]`) expressed over each source's symbols,
-    /// with the matching radii: (`[b, m, d_s]`, `[n, d_s]`) per source. Chains are carried back
-    /// in one walk of the tape (a transposed convolution per convolution) and compacted to the
-    /// symbols that are nonzero somewhere.
-    fn pull(&self, rows: Tensor<3>) -> Vec<(Tensor<3>, Tensor<2>)> {
+    /// with the matching radii, one [`Pulled`] per source. Chains are carried back in one walk of
+    /// the tape (a transposed convolution per convolution) and compacted to the symbols that are
+    /// nonzero somewhere.
+    fn pull(&self, rows: Tensor<3>) -> Vec<Pulled> {
         let mut chains: Vec<(usize, usize)> = self
             .sources
             .iter()
@@ -351,7 +375,7 @@ impl Symbolic {
             })
             .collect();
         chains.sort_unstable_by(|a, b| b.cmp(a));
-        let mut pulled: Vec<Option<(Tensor<3>, Tensor<2>)>> = vec![None; self.sources.len()];
+        let mut pulled: Vec<Option<Pulled>> = (0..self.sources.len()).map(|_| None).collect();
         let (mut back, mut at) = (rows.clone(), self.ops.len());
         for (start, i) in chains {
             back = chain_backward(back, &self.ops[start..at]);
@@ -374,12 +398,76 @@ impl Symbolic {
                     } else {
                         rows.clone().matmul(a.clone().swap_dims(1, 2))
                     };
-                    (rows, source.radius.clone())
+                    Pulled {
+                        rows,
+                        radius: source.radius.clone(),
+                        symbols: source.symbols.clone(),
+                    }
                 }
                 (Coeffs::Chain { .. }, None) => unreachable!("every chain was pulled"),
             })
             .collect()
     }
+}
+
+impl Symbolic {
+    /// The margins' lower bounds `[n, classes]` and their equations' rows on every source.
+    fn margin_rows(&self, last: &Linear, labels: &Tensor<1, Int>) -> (Tensor<2>, Vec<Pulled>) {
+        let (w, b) = fold_spec(last, labels); // [n, classes, d], [n, classes]
+        let mut lower = apply(w.clone(), self.centre.clone()) + b;
+        let pulled = self.pull(w);
+        for p in &pulled {
+            lower = lower - apply(p.rows.clone().abs(), p.radius.clone());
+        }
+        (lower, pulled)
+    }
+}
+
+/// The symbolic domain's margin equations, seen from the input.
+///
+/// With `x = c + r eta` (`c`, `r` the box's centre and radius, `eta` in `[-1, 1]` per pixel),
+/// each margin's lower equation is `z_y - z_j >= b_j + sum_i input[j, i] eta_i - e_j` for every
+/// `x` of the box, where `e_j` collects the ReLU error symbols. `input[j, i]` is how much
+/// pixel `i` moving across the box moves margin `j`: the *interval gradient* of the interval
+/// attack, which steps against its sign to lower the worst margin.
+#[derive(Clone, Debug)]
+pub struct MarginEquations {
+    pub margins: Margins,
+    /// `[n, classes, c * h * w]`, zero on the label's own row and on pixels of zero radius.
+    pub input: Tensor<3>,
+}
+
+/// Bounds the margins of `labels` over `set` in the [`Symbolic`] domain and returns their
+/// equations' input coefficients with them.
+pub fn margin_equations(
+    net: &Network,
+    set: &InputSet,
+    labels: Tensor<1, Int>,
+) -> Result<MarginEquations, BoundsError> {
+    let (state, last) = forward::<Symbolic>(net, set, |_, _| {})?;
+    let (lower, pulled) = state.margin_rows(last, &labels);
+    let input = pulled
+        .into_iter()
+        .next()
+        .expect("the input is always the first source");
+    let [n, c, h, w] = set.lower.dims();
+    let coeffs = input.rows * input.radius.unsqueeze_dim(1); // [n, classes, d_s]
+    let input = match input.symbols {
+        None => coeffs,
+        Some(index) => {
+            let [_, classes, k] = coeffs.dims();
+            Tensor::zeros([n, classes, c * h * w], &coeffs.device()).scatter(
+                2,
+                index.unsqueeze_dim::<3>(1).expand([n, classes, k]),
+                coeffs,
+                IndexingUpdateOp::Add,
+            )
+        }
+    };
+    Ok(MarginEquations {
+        margins: Margins { lower, labels },
+        input,
+    })
 }
 
 impl Domain for Symbolic {
@@ -394,6 +482,7 @@ impl Domain for Symbolic {
             sources: vec![Source {
                 radius,
                 coeffs: Coeffs::Chain { start: 0 },
+                symbols: None,
             }],
             layout: Layout::Image([c, h, w]),
         }
@@ -425,9 +514,10 @@ impl Domain for Symbolic {
         let sources = self
             .pull(weight.transpose().unsqueeze_dim(0))
             .into_iter()
-            .map(|(rows, radius)| Source {
-                radius,
-                coeffs: Coeffs::Dense(rows.swap_dims(1, 2)),
+            .map(|pulled| Source {
+                radius: pulled.radius,
+                coeffs: Coeffs::Dense(pulled.rows.swap_dims(1, 2)),
+                symbols: pulled.symbols,
             })
             .collect();
         Ok(Self {
@@ -451,6 +541,7 @@ impl Domain for Symbolic {
             coeffs: Coeffs::Chain {
                 start: next.ops.len(),
             },
+            symbols: None,
         });
         Ok(next)
     }
@@ -463,12 +554,7 @@ impl Domain for Symbolic {
     }
 
     fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
-        let (w, b) = fold_spec(last, labels); // [n, classes, d], [n, classes]
-        let mut lower = apply(w.clone(), self.centre.clone()) + b;
-        for (rows, radius) in self.pull(w) {
-            lower = lower - apply(rows.abs(), radius);
-        }
-        Ok(lower)
+        Ok(self.margin_rows(last, labels).0)
     }
 
     fn concretize(&self) -> (Tensor<2>, Tensor<2>) {
@@ -542,6 +628,7 @@ mod tests {
             sources: vec![Source {
                 radius: radius.clone(),
                 coeffs,
+                symbols: None,
             }],
             layout: Layout::Flat(d),
         }
