@@ -655,8 +655,11 @@ mod tests {
         }
 
         let rows = Tensor::<3>::random([n, 5, 16], Distribution::Uniform(-1.0, 1.0), &device);
-        let (pulled, _) = state(&radius, &ops, 16, true).pull(rows.clone()).remove(0);
-        let (expected, _) = state(&radius, &ops, 16, false).pull(rows).remove(0);
-        assert_close(pulled.reshape([n * 5, 162]), expected.reshape([n * 5, 162]));
+        let pulled = state(&radius, &ops, 16, true).pull(rows.clone()).remove(0);
+        let expected = state(&radius, &ops, 16, false).pull(rows).remove(0);
+        assert_close(
+            pulled.rows.reshape([n * 5, 162]),
+            expected.rows.reshape([n * 5, 162]),
+        );
     }
 }
