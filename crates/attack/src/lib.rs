@@ -1,10 +1,60 @@
 //! Adversarial attacks for robustness evaluation: upper bounds on robust accuracy, to hold
 //! against the verified lower bounds of `mixtrain-bounds`.
 //!
-//! - [`Pgd`]: projected gradient descent under L_inf (Madry et al.), with a random start,
-//!   projected onto the eps-ball intersected with the input domain. Also the inner maximisation
-//!   of adversarial training.
+//! - [`Pgd`]: projected gradient descent under L_inf (Madry et al.), with random starts,
+//!   restarts, a cross-entropy or margin [`AttackLoss`] and early stop per point; one step of
+//!   size eps from the clean point is FGSM ([`Pgd::fgsm`]). Also the inner maximisation of
+//!   adversarial training.
+//! - [`IntervalAttack`]: the MixTrain authors' interval-gradient attack, which steps along the
+//!   input coefficients of the worst margin's symbolic equation over a small box (a direction
+//!   that sees a whole neighbourhood, not one point's gradient) and alternates with PGD.
+//!
+//! Every attack searches the eps-ball around each point intersected with the input domain,
+//! the box the bounds engine verifies, and reports what it found as an [`Adversarial`]: a point
+//! per input and whether the network misclassifies it, so no attack can claim to break a point
+//! the engine verified.
+//!
+//! ```no_run
+//! use mixtrain_attack::{Attack, Pgd};
+//! # fn f(net: &mixtrain_nn::Network, x: burn::tensor::Tensor<4>, y: burn::tensor::Tensor<1, burn::tensor::Int>) -> Result<(), mixtrain_bounds::BoundsError> {
+//! let found = Pgd::new(0.3, 0.01, 40).run(net, x, y)?;
+//! let broken: i64 = found.broken.int().sum().into_scalar(); // points PGD-40 breaks
+//! # Ok(()) }
+//! ```
 
+mod interval;
+mod loss;
 mod pgd;
+mod target;
+#[cfg(test)]
+mod testing;
 
+use burn::tensor::{Bool, Int, Tensor};
+use mixtrain_bounds::BoundsError;
+use mixtrain_nn::Network;
+
+pub use interval::IntervalAttack;
+pub use loss::AttackLoss;
 pub use pgd::Pgd;
+
+/// What an attack found, per input point.
+#[derive(Clone, Debug)]
+pub struct Adversarial {
+    /// `[n, c, h, w]`, every one inside its point's eps-ball and the input domain: where
+    /// `broken`, an input the network misclassifies (the clean point itself when that is
+    /// misclassified); elsewhere the attack's last iterate.
+    pub points: Tensor<4>,
+    /// `[n]`: the network misclassifies `points[i]` (checked by a forward pass on `points`).
+    pub broken: Tensor<1, Bool>,
+}
+
+/// An attack on a batch: `x` (`[n, c, h, w]` pixels) with `labels`, on `x`'s device. The result
+/// is on that device, without autodiff.
+pub trait Attack {
+    fn run(
+        &self,
+        net: &Network,
+        x: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Result<Adversarial, BoundsError>;
+}

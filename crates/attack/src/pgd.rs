@@ -1,129 +1,177 @@
-use burn::module::Module;
-use burn::tensor::{Distribution, Int, Tensor};
-use mixtrain_bounds::{BoundsError, InputDomain, InputSet};
+use burn::tensor::{Bool, Int, Tensor};
+use mixtrain_bounds::{BoundsError, InputDomain};
 use mixtrain_nn::Network;
 
+use crate::target::Target;
+use crate::{Adversarial, Attack, AttackLoss};
+
 /// Projected gradient descent under L_inf: from `x` (or a uniform random point of the ball),
-/// `steps` signed-gradient ascent steps of size `step_size` on the summed cross-entropy, each
-/// projected back onto the eps-ball around `x` intersected with the input domain (the same box
-/// the bounds engine verifies, so an attack can never "break" a point outside it).
+/// `steps` signed-gradient ascent steps of size `step_size` on `loss`, each projected back onto
+/// the eps-ball around `x` intersected with the input domain (the same box the bounds engine
+/// verifies, so an attack can never "break" a point outside it). `restarts` independent runs,
+/// keeping the first adversarial example found for each point.
+///
+/// With `early_stop` (evaluation), a point stops moving at the first iterate the network
+/// misclassifies, so the example returned is one that breaks it; without (adversarial
+/// training), every point takes all its steps towards the loss maximum.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pgd {
     pub eps: f32,
     pub step_size: f32,
     pub steps: usize,
     pub random_start: bool,
+    /// Runs per point (at least one).
+    pub restarts: usize,
+    pub early_stop: bool,
+    pub loss: AttackLoss,
     pub domain: InputDomain,
 }
 
 impl Pgd {
-    /// Adversarial examples for `net` at `x` (`[n, c, h, w]` pixels) with `labels`, on `x`'s
-    /// device without autodiff. The gradients are taken on an autodiff copy of the network
-    /// whose parameters are frozen, so only the input is differentiated (no wasted weight
-    /// gradients during adversarial training).
-    pub fn attack(
+    /// The evaluation attack: one random start, cross-entropy, early stop, `[0, 1]` pixels.
+    pub fn new(eps: f32, step_size: f32, steps: usize) -> Self {
+        Self {
+            eps,
+            step_size,
+            steps,
+            random_start: true,
+            restarts: 1,
+            early_stop: true,
+            loss: AttackLoss::CrossEntropy,
+            domain: InputDomain::Unit,
+        }
+    }
+
+    /// FGSM (Goodfellow et al.): one step of size eps from the clean point.
+    pub fn fgsm(eps: f32) -> Self {
+        Self {
+            random_start: false,
+            ..Self::new(eps, eps, 1)
+        }
+    }
+
+    /// `steps` projected ascent steps from `points`; points in `frozen` do not move, and with
+    /// early stop every point joins them at its first misclassified iterate. Returns the
+    /// points and the final frozen set.
+    pub(crate) fn ascend(
+        &self,
+        target: &Target,
+        mut points: Tensor<4>,
+        mut frozen: Tensor<1, Bool>,
+    ) -> (Tensor<4>, Tensor<1, Bool>) {
+        for _ in 0..self.steps {
+            let (grad, wrong) = target.gradient(points.clone(), self.loss);
+            let next = target.project(points.clone() + grad.sign() * self.step_size);
+            points = if self.early_stop {
+                frozen = frozen.bool_or(wrong);
+                target.keep(&frozen, next, points)
+            } else {
+                next
+            };
+        }
+        (points, frozen)
+    }
+}
+
+impl Attack for Pgd {
+    fn run(
         &self,
         net: &Network,
         x: Tensor<4>,
         labels: Tensor<1, Int>,
-    ) -> Result<Tensor<4>, BoundsError> {
-        let x = x.inner();
-        let ad = x.device().autodiff();
-        let frozen = net.clone().fork(&ad).no_grad();
-        let labels = labels.inner().autodiff();
-        let ball = InputSet::linf(x.clone(), self.eps, self.domain)?;
-        let (lower, upper) = (ball.lower.inner(), ball.upper.inner());
-        let mut adv = if self.random_start && self.eps > 0.0 {
-            let noise = Tensor::random(
-                x.dims(),
-                Distribution::Uniform(-f64::from(self.eps), f64::from(self.eps)),
-                &x.device(),
-            );
-            (x + noise).max_pair(lower.clone()).min_pair(upper.clone())
-        } else {
-            x
-        };
-        for _ in 0..self.steps {
-            let tracked = adv.clone().autodiff().require_grad();
-            let logits = frozen.forward(tracked.clone());
-            let loss = burn::tensor::activation::log_softmax(logits, 1)
-                .gather(1, labels.clone().unsqueeze_dim(1))
-                .sum()
-                .neg();
-            let grads = loss.backward();
-            let grad = tracked
-                .grad(&grads)
-                .expect("the input requires a gradient")
-                .inner();
-            adv = (adv + grad.sign() * self.step_size)
-                .max_pair(lower.clone())
-                .min_pair(upper.clone());
-        }
-        Ok(adv)
+    ) -> Result<Adversarial, BoundsError> {
+        let target = Target::new(net, x, labels, self.eps, self.domain)?;
+        target.restarts(
+            self.restarts,
+            self.random_start,
+            self.early_stop,
+            |start, frozen| Ok(self.ascend(&target, start, frozen).0),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, TensorData};
-    use mixtrain_nn::{Architecture, LayerSpec};
-
-    /// A linear classifier on a 1x2x2 image: class 1 scores the pixel sum, class 0 its negation.
-    fn sum_classifier(device: &Device) -> Network {
-        let arch = Architecture {
-            name: "sum".into(),
-            input: [1, 2, 2],
-            classes: 2,
-            layers: vec![
-                LayerSpec::Flatten,
-                LayerSpec::Linear {
-                    name: "out".into(),
-                    in_features: 4,
-                    out_features: 2,
-                },
-            ],
-        };
-        let net = Network::init(&arch, 0, device).unwrap();
-        let mixtrain_nn::Layer::Linear(mut out) = net.layers[1].clone() else {
-            unreachable!()
-        };
-        let w: Vec<f32> = (0..4).flat_map(|_| [-1.0f32, 1.0]).collect();
-        out.weight = out
-            .weight
-            .map(|_| Tensor::from_data(TensorData::new(w.clone(), [4, 2]), device));
-        out.bias = out.bias.map(|b| b.zeros_like());
-        let mut net = net;
-        net.layers[1] = mixtrain_nn::Layer::Linear(out);
-        net
-    }
+    use crate::testing::{image, labels, pixels, sum_classifier};
+    use burn::tensor::Device;
 
     #[test]
     fn ascends_to_the_corner_of_the_clipped_ball() {
         let device = Device::flex();
-        let net = sum_classifier(&device);
-        let x = Tensor::<4>::from_data(
-            TensorData::new(vec![0.3f32, 0.5, 0.95, 0.0], [1, 1, 2, 2]),
-            &device,
-        );
-        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &device);
+        let net = sum_classifier(0.0, &device);
         let pgd = Pgd {
-            eps: 0.1,
-            step_size: 0.04,
-            steps: 5,
-            random_start: true,
-            domain: InputDomain::Unit,
+            early_stop: false,
+            ..Pgd::new(0.1, 0.04, 5)
         };
         // the loss of class 1 grows as the pixel sum falls: every pixel goes to x - eps, clipped
-        let adv: Vec<f32> = pgd
-            .attack(&net, x, y)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
+        let x = image([0.3, 0.5, 0.95, 0.0], &device);
+        let found = pgd.run(&net, x, labels(&[1], &device)).unwrap();
+        assert_eq!(pixels(found.points), [0.2, 0.4, 0.85, 0.0]);
+    }
+
+    #[test]
+    fn fgsm_is_one_step_of_eps_from_the_clean_point() {
+        let device = Device::flex();
+        let net = sum_classifier(0.0, &device);
+        let x = image([0.3, 0.5, 0.95, 0.02], &device);
+        let found = Pgd::fgsm(0.05).run(&net, x, labels(&[1], &device)).unwrap();
+        assert_eq!(pixels(found.points), [0.25, 0.45, 0.9, 0.0]);
+    }
+
+    #[test]
+    fn early_stop_keeps_the_first_misclassified_iterate() {
+        let device = Device::flex();
+        // class 1 wins while the pixel sum exceeds 0.5 (z1 - z0 = 2 sum - 1)
+        let net = sum_classifier(1.0, &device);
+        let x = image([0.2, 0.2, 0.2, 0.2], &device);
+        let pgd = Pgd {
+            random_start: false,
+            ..Pgd::new(0.2, 0.05, 10)
+        };
+        // sums 0.8, 0.6, 0.4: broken at the second step, and it stays there
+        let found = pgd.run(&net, x.clone(), labels(&[1], &device)).unwrap();
+        assert_eq!(pixels(found.points), [0.1, 0.1, 0.1, 0.1]);
+        assert!(found.broken.into_scalar::<bool>());
+        // without early stop the point goes on to the corner
+        let pgd = Pgd {
+            early_stop: false,
+            ..pgd
+        };
+        let found = pgd.run(&net, x, labels(&[1], &device)).unwrap();
+        assert_eq!(pixels(found.points), [0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_misclassified_clean_point_is_its_own_adversarial_example() {
+        let device = Device::flex();
+        let net = sum_classifier(0.0, &device);
+        let x = image([0.3, 0.5, 0.9, 0.1], &device);
+        let found = Pgd::new(0.1, 0.01, 3)
+            .run(&net, x, labels(&[0], &device))
             .unwrap();
-        let expected = [0.2f32, 0.4, 0.85, 0.0];
-        for (a, e) in adv.iter().zip(expected) {
-            assert!((a - e).abs() < 1e-6, "{adv:?}");
-        }
+        assert!(found.broken.into_scalar::<bool>());
+        assert_eq!(pixels(found.points), [0.3, 0.5, 0.9, 0.1]);
+    }
+
+    #[test]
+    fn margin_loss_is_the_best_other_logit_minus_the_labels() {
+        let device = Device::flex();
+        let logits = Tensor::<2>::from_data([[1.0f32, 3.0, 2.0], [0.5, -1.0, 4.0]], &device);
+        let y = labels(&[1, 0], &device);
+        let margin: Vec<f32> = AttackLoss::Margin
+            .value(logits.clone(), y.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(margin, [-1.0, 3.5]);
+        let ce: Vec<f32> = AttackLoss::CrossEntropy
+            .value(logits, y)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let lse = |z: [f32; 3]| z.iter().map(|v| v.exp()).sum::<f32>().ln();
+        assert!((ce[0] - (lse([1.0, 3.0, 2.0]) - 3.0)).abs() < 1e-5);
+        assert!((ce[1] - (lse([0.5, -1.0, 4.0]) - 0.5)).abs() < 1e-5);
     }
 }

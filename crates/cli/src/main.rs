@@ -1,16 +1,17 @@
 //! `mixtrain`: train, evaluate and fetch data. Parsing and printing only; the work is done by
 //! the library crates.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use mixtrain_attack::{Attack, AttackLoss, IntervalAttack, Pgd};
 use mixtrain_bounds::{DomainKind, InputDomain};
-use mixtrain_data::{DataDir, Manifest, Source, Split};
+use mixtrain_data::{DataDir, ImageSet, Manifest, Source, Split};
 use mixtrain_nn::{Backend, Device, Network, zoo};
-use mixtrain_train::{RunOptions, TrainConfig};
+use mixtrain_train::{Examples, RunOptions, TrainConfig};
 
 /// burn-flex allocates each op's output afresh, and the bounds passes make many of tens of MB.
 /// glibc serves those with mmap/munmap, so every op page-faults its output in and the unmaps
@@ -36,6 +37,8 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate saved weights on a dataset's test split.
     Eval(EvalArgs),
+    /// Attack saved weights on a dataset's test split (FGSM, PGD, interval-gradient).
+    Attack(AttackArgs),
     /// Download a dataset (or copy it from --mirror), verifying checksums.
     Fetch(FetchArgs),
     /// List the training presets, models and datasets.
@@ -161,6 +164,127 @@ struct EvalArgs {
     backend: String,
     #[arg(long)]
     device: Option<usize>,
+    /// Also attack every point in the --eps ball and report `<attack>_acc` (e.g. `pgd_acc`):
+    /// fgsm, pgd or interval.
+    #[arg(long, requires = "eps")]
+    attack: Option<String>,
+    #[command(flatten)]
+    attack_opts: AttackOpts,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+/// How an attack runs. Defaults follow MIXTRAIN.md: on MNIST 40 steps of 0.01, elsewhere 20
+/// steps of eps / 4; one random start.
+#[derive(Args)]
+struct AttackOpts {
+    /// PGD steps (after each interval step, for the interval attack); FGSM takes one.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// PGD step size (pixel units).
+    #[arg(long)]
+    step_size: Option<f64>,
+    /// Runs per point from fresh random starts; the first adversarial example found counts.
+    #[arg(long, default_value_t = 1)]
+    restarts: usize,
+    /// The loss the attack ascends: ce (cross-entropy) or margin (max_j z_j - z_y).
+    #[arg(long, default_value = "ce")]
+    loss: String,
+    /// Interval attack: rounds of one interval step then the PGD steps.
+    #[arg(long, default_value_t = 3)]
+    interval_steps: usize,
+    /// Interval attack: half-width of the first box bounded around the point.
+    #[arg(long, default_value_t = 0.01)]
+    estep: f64,
+    /// Seed of the random starts.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl AttackOpts {
+    /// The attack `name` at `eps` on `dataset`, with its steps and step size.
+    fn build(
+        &self,
+        name: &str,
+        eps: f64,
+        dataset: &str,
+        domain: InputDomain,
+    ) -> Result<(Box<dyn Attack>, usize, f64)> {
+        let mnist = dataset.starts_with("mnist");
+        let steps = self.steps.unwrap_or(if mnist { 40 } else { 20 });
+        let step_size = self
+            .step_size
+            .unwrap_or(if mnist { 0.01 } else { eps / 4.0 });
+        if self.restarts == 0 {
+            bail!("--restarts must be at least 1");
+        }
+        let pgd = Pgd {
+            restarts: self.restarts,
+            loss: self.loss.parse::<AttackLoss>()?,
+            domain,
+            ..Pgd::new(eps as f32, step_size as f32, steps)
+        };
+        Ok(match name {
+            "fgsm" => (
+                Box::new(Pgd {
+                    restarts: 1,
+                    ..Pgd::fgsm(eps as f32)
+                }),
+                1,
+                eps,
+            ),
+            "pgd" => (Box::new(pgd), steps, step_size),
+            "interval" => (
+                Box::new(IntervalAttack {
+                    estep: self.estep as f32,
+                    interval_steps: self.interval_steps,
+                    ..IntervalAttack::new(pgd)
+                }),
+                steps,
+                step_size,
+            ),
+            _ => bail!("unknown attack {name:?}: expected fgsm, pgd or interval"),
+        })
+    }
+}
+
+#[derive(Args)]
+struct AttackArgs {
+    /// A model of the zoo.
+    #[arg(long)]
+    model: String,
+    /// Weights: safetensors in PyTorch layout.
+    #[arg(long)]
+    weights: PathBuf,
+    #[arg(long)]
+    dataset: String,
+    /// L_inf radius of the attack (pixel units).
+    #[arg(long)]
+    eps: f64,
+    /// fgsm, pgd or interval.
+    #[arg(long, default_value = "pgd")]
+    attack: String,
+    #[command(flatten)]
+    attack_opts: AttackOpts,
+    /// The box inputs stay in: unit ([0,1]) or image (each image's own min and max pixel).
+    #[arg(long, default_value = "unit")]
+    input_domain: String,
+    /// Attack the first N test images only.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Save the adversarial examples found (safetensors: images, indices, labels,
+    /// predictions).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    #[arg(long)]
+    device: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -190,6 +314,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(args),
+        Command::Attack(args) => attack(args),
         Command::Fetch(args) => fetch(args),
         Command::List => {
             println!(
@@ -314,14 +439,21 @@ fn toml_value(v: &str) -> String {
     }
 }
 
-fn eval(args: EvalArgs) -> Result<()> {
-    let (backend, device) = parse_backend(&args.backend, args.device)?;
-    let arch = zoo::architecture(&args.model)?;
-    let net = Network::load_safetensors(&arch, &args.weights, &device)?;
-    let dir = args.data.dir();
-    let manifest = mixtrain_data::ensure(&args.dataset, &dir, args.data.mirror().as_deref())?;
+/// `model` with `weights`, and the first `limit` test images of `dataset`, shapes checked.
+fn load_test(
+    model: &str,
+    weights: &Path,
+    dataset: &str,
+    limit: Option<usize>,
+    data: &DataArgs,
+    device: &Device,
+) -> Result<(Network, ImageSet)> {
+    let arch = zoo::architecture(model)?;
+    let net = Network::load_safetensors(&arch, weights, device)?;
+    let dir = data.dir();
+    let manifest = mixtrain_data::ensure(dataset, &dir, data.mirror().as_deref())?;
     let mut set = manifest.load(Split::Test, &dir)?;
-    if let Some(limit) = args.limit {
+    if let Some(limit) = limit {
         set = set.take(limit);
     }
     if set.shape() != arch.input {
@@ -329,13 +461,34 @@ fn eval(args: EvalArgs) -> Result<()> {
             "model {} takes inputs {:?}, dataset {} has {:?}",
             arch.name,
             arch.input,
-            args.dataset,
+            dataset,
             set.shape()
         );
     }
+    Ok((net, set))
+}
+
+/// Adds every field of `extra` (an object) to `obj`.
+fn extend(obj: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(o), serde_json::Value::Object(e)) = (obj.as_object_mut(), extra) {
+        o.extend(e);
+    }
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let (backend, device) = parse_backend(&args.backend, args.device)?;
+    let (net, set) = load_test(
+        &args.model,
+        &args.weights,
+        &args.dataset,
+        args.limit,
+        &args.data,
+        &device,
+    )?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    let input_domain: InputDomain = args.input_domain.parse()?;
     let result = mixtrain_train::evaluate(&net, &set, args.batch_size, &device);
     let verified = match args.eps {
         Some(eps) => {
@@ -343,7 +496,6 @@ fn eval(args: EvalArgs) -> Result<()> {
                 bail!("--bound-batch-size must be at least 1");
             }
             let domain: DomainKind = args.domain.parse()?;
-            let input_domain: InputDomain = args.input_domain.parse()?;
             Some(mixtrain_train::verify(
                 &net,
                 &set,
@@ -356,24 +508,51 @@ fn eval(args: EvalArgs) -> Result<()> {
         }
         None => None,
     };
+    let attacked = match (&args.attack, args.eps) {
+        (Some(name), Some(eps)) => {
+            device.seed(args.attack_opts.seed);
+            let (attack, _, _) = args
+                .attack_opts
+                .build(name, eps, &args.dataset, input_domain)?;
+            let result =
+                mixtrain_train::attack(&net, &set, &*attack, args.batch_size, &device, None)?;
+            Some((name.clone(), result))
+        }
+        _ => None,
+    };
     if args.json {
         let mut obj = serde_json::to_value(&result)?;
-        if let (Some(o), Some(v)) = (obj.as_object_mut(), &verified) {
-            o.insert("eps".into(), serde_json::json!(v.eps));
-            o.insert("domain".into(), serde_json::json!(v.domain));
-            o.insert("input_domain".into(), serde_json::json!(v.input_domain));
-            o.insert("verified_acc".into(), serde_json::json!(v.verified_acc));
-            o.insert("verify_seconds".into(), serde_json::json!(v.seconds));
+        if let Some(v) = &verified {
+            extend(
+                &mut obj,
+                serde_json::json!({
+                    "eps": v.eps,
+                    "domain": v.domain,
+                    "input_domain": v.input_domain,
+                    "verified_acc": v.verified_acc,
+                    "verify_seconds": v.seconds,
+                }),
+            );
         }
-        let extra = serde_json::json!({
-            "model": args.model,
-            "dataset": args.dataset,
-            "weights": args.weights,
-            "backend": backend.name(),
-        });
-        if let (Some(o), Some(e)) = (obj.as_object_mut(), extra.as_object()) {
-            o.extend(e.clone());
+        if let Some((name, a)) = &attacked {
+            extend(
+                &mut obj,
+                serde_json::json!({
+                    "attack": name,
+                    format!("{name}_acc"): a.robust_acc,
+                    "attack_seconds": a.seconds,
+                }),
+            );
         }
+        extend(
+            &mut obj,
+            serde_json::json!({
+                "model": args.model,
+                "dataset": args.dataset,
+                "weights": args.weights,
+                "backend": backend.name(),
+            }),
+        );
         println!("{obj}");
     } else {
         println!(
@@ -392,6 +571,100 @@ fn eval(args: EvalArgs) -> Result<()> {
                 v.domain,
                 v.input_domain,
                 v.seconds
+            );
+        }
+        if let Some((name, a)) = &attacked {
+            println!(
+                "accuracy under {name} {:.2}% in {:.2} s",
+                100.0 * a.robust_acc,
+                a.seconds
+            );
+        }
+    }
+    Ok(())
+}
+
+fn attack(args: AttackArgs) -> Result<()> {
+    let (backend, device) = parse_backend(&args.backend, args.device)?;
+    let (net, set) = load_test(
+        &args.model,
+        &args.weights,
+        &args.dataset,
+        args.limit,
+        &args.data,
+        &device,
+    )?;
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let input_domain: InputDomain = args.input_domain.parse()?;
+    let opts = &args.attack_opts;
+    let (attack, steps, step_size) =
+        opts.build(&args.attack, args.eps, &args.dataset, input_domain)?;
+    device.seed(opts.seed);
+    let mut examples = args.save.as_ref().map(|_| Examples::default());
+    let result = mixtrain_train::attack(
+        &net,
+        &set,
+        &*attack,
+        args.batch_size,
+        &device,
+        examples.as_mut(),
+    )?;
+    if let (Some(path), Some(examples)) = (&args.save, &examples) {
+        let meta = [
+            ("model", args.model.clone()),
+            ("dataset", args.dataset.clone()),
+            ("attack", args.attack.clone()),
+            ("eps", args.eps.to_string()),
+        ];
+        examples.save(
+            path,
+            meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        )?;
+    }
+    if args.json {
+        let mut obj = serde_json::to_value(&result)?;
+        extend(
+            &mut obj,
+            serde_json::json!({
+                "attack": args.attack,
+                "eps": args.eps,
+                "steps": steps,
+                "step_size": step_size,
+                "restarts": opts.restarts,
+                "loss": opts.loss,
+                "input_domain": args.input_domain,
+                "model": args.model,
+                "dataset": args.dataset,
+                "weights": args.weights,
+                "backend": backend.name(),
+            }),
+        );
+        if let (Some(path), Some(examples)) = (&args.save, &examples) {
+            extend(
+                &mut obj,
+                serde_json::json!({ "examples": examples.len(), "saved": path }),
+            );
+        }
+        println!("{obj}");
+    } else {
+        println!(
+            "{} on {} ({} test images), {} at eps {}: clean accuracy {:.2}%, robust accuracy {:.2}% in {:.2} s",
+            args.model,
+            args.dataset,
+            result.n,
+            args.attack,
+            args.eps,
+            100.0 * result.clean_acc,
+            100.0 * result.robust_acc,
+            result.seconds
+        );
+        if let (Some(path), Some(examples)) = (&args.save, &examples) {
+            println!(
+                "{} adversarial examples saved to {}",
+                examples.len(),
+                path.display()
             );
         }
     }

@@ -275,3 +275,161 @@ fn eval_reports_verified_accuracy_with_domain_and_eps() {
         "octagon",
     );
 }
+
+/// The three attacks from the command line; PGD's saved adversarial examples are inside the
+/// eps-ball of the test image they came from and really fool the network; `eval --attack`
+/// reports `pgd_acc` between the verified and the clean accuracy.
+#[test]
+fn attacks_report_json_and_save_examples_that_fool_the_network() {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference");
+    let weights = reference.join("mnist_small_baseline.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("adv.safetensors");
+    let attack = |name: &str, extra: &[&str]| -> serde_json::Value {
+        let out = ok(mixtrain()
+            .args([
+                "attack",
+                "--model",
+                "mnist_small",
+                "--dataset",
+                "mnist",
+                "--eps",
+                "0.15",
+                "--limit",
+                "30",
+                "--steps",
+                "10",
+                "--step-size",
+                "0.03",
+                "--json",
+                "--attack",
+                name,
+                "--weights",
+            ])
+            .arg(&weights)
+            .args(extra)
+            .output()
+            .unwrap());
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["attack"], name);
+        assert_eq!(v["n"], 30);
+        assert!(v["robust_acc"].as_f64().unwrap() <= v["clean_acc"].as_f64().unwrap());
+        assert!(v["seconds"].as_f64().unwrap() > 0.0);
+        v
+    };
+    attack("fgsm", &[]);
+    attack("interval", &["--interval-steps", "1"]);
+    let pgd = attack("pgd", &["--save", saved.to_str().unwrap()]);
+    let (clean, robust) = (
+        pgd["clean_acc"].as_f64().unwrap(),
+        pgd["robust_acc"].as_f64().unwrap(),
+    );
+    assert!(
+        robust < clean,
+        "PGD at eps 0.15 breaks a naturally trained net"
+    );
+
+    // the saved examples: as many as correct-then-broken points, each a real adversarial
+    let bytes = std::fs::read(&saved).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let ints = |name: &str| -> Vec<i64> {
+        file.tensor(name)
+            .unwrap()
+            .data()
+            .chunks(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let (indices, labels, predictions) = (ints("indices"), ints("labels"), ints("predictions"));
+    let images: Vec<f32> = file
+        .tensor("images")
+        .unwrap()
+        .data()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(pgd["examples"], indices.len());
+    assert_eq!(indices.len(), ((clean - robust) * 30.0).round() as usize);
+    let device = mixtrain_nn::Backend::Flex.device(None).unwrap();
+    let arch = mixtrain_nn::zoo::architecture("mnist_small").unwrap();
+    let net = mixtrain_nn::Network::load_safetensors(&arch, &weights, &device).unwrap();
+    let data = mixtrain_data::DataDir::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-data"),
+    );
+    let test = mixtrain_data::load("mnist", mixtrain_data::Split::Test, &data).unwrap();
+    for (k, &index) in indices.iter().enumerate() {
+        let image = &images[k * 784..(k + 1) * 784];
+        let batch = test.batches(1, None).nth(index as usize).unwrap();
+        assert_eq!(batch.labels[0], labels[k]);
+        for (a, x) in image.iter().zip(&batch.pixels) {
+            assert!((a - x).abs() <= 0.15 + 1e-6 && (0.0..=1.0).contains(a));
+        }
+        let x = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(image.to_vec(), [1, 1, 28, 28]),
+            &device,
+        );
+        let predicted: i64 = net.forward(x).argmax(1).into_scalar();
+        assert_eq!(predicted, predictions[k]);
+        assert_ne!(
+            predicted, labels[k],
+            "example {k} (test image {index}) is not adversarial"
+        );
+    }
+
+    let eval = ok(mixtrain()
+        .args([
+            "eval",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--limit",
+            "30",
+            "--eps",
+            "0.05",
+            "--attack",
+            "pgd",
+            "--json",
+            "--weights",
+        ])
+        .arg(&weights)
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
+    let pgd_acc = v["pgd_acc"].as_f64().unwrap();
+    assert!(pgd_acc <= v["clean_acc"].as_f64().unwrap());
+    assert!(pgd_acc >= v["verified_acc"].as_f64().unwrap());
+
+    fails_with(
+        &[
+            "attack",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--eps",
+            "0.1",
+            "--attack",
+            "cw",
+            "--weights",
+            weights.to_str().unwrap(),
+        ],
+        "cw",
+    );
+    fails_with(
+        &[
+            "attack",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--eps",
+            "0.1",
+            "--loss",
+            "hinge",
+            "--weights",
+            weights.to_str().unwrap(),
+        ],
+        "hinge",
+    );
+}

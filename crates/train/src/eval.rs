@@ -1,11 +1,17 @@
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use mixtrain_attack::Pgd;
+use mixtrain_attack::Attack;
 use mixtrain_bounds::{BoundsError, DomainKind, InputDomain, InputSet};
 use mixtrain_data::{Batch, ImageSet};
-use mixtrain_nn::Network;
+use mixtrain_nn::{Network, write_atomic};
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
 use serde::Serialize;
+
+use crate::TrainError;
 
 /// Figures of one evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -27,9 +33,27 @@ pub(crate) fn to_device(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<1, 
     (x, y)
 }
 
+/// A count of points kept on the device, so that a whole evaluation costs one read back.
+#[derive(Default)]
+struct Count(Option<Tensor<1, Int>>);
+
+impl Count {
+    fn add(&mut self, hits: Tensor<1, Int>) {
+        self.0 = Some(match self.0.take() {
+            Some(c) => c + hits,
+            None => hits,
+        });
+    }
+
+    /// The count over `n` points (0 for none).
+    fn fraction(self, n: usize) -> f64 {
+        let count: i64 = self.0.map(|c| c.into_scalar()).unwrap_or(0);
+        if n == 0 { 0.0 } else { count as f64 / n as f64 }
+    }
+}
+
 /// Runs `hits` (a count of points, on the device) on every batch of `set`: the fraction of
-/// points counted and the seconds taken. The count stays on the device until the end, so a
-/// whole evaluation costs one read back.
+/// points counted and the seconds taken.
 fn fraction<E>(
     set: &ImageSet,
     batch_size: usize,
@@ -37,22 +61,12 @@ fn fraction<E>(
     mut hits: impl FnMut(Tensor<4>, Tensor<1, Int>) -> Result<Tensor<1, Int>, E>,
 ) -> Result<(f64, f64), E> {
     let start = Instant::now();
-    let mut count: Option<Tensor<1, Int>> = None;
+    let mut count = Count::default();
     for batch in set.batches(batch_size, None) {
         let (x, y) = to_device(batch, device);
-        let h = hits(x, y)?;
-        count = Some(match count {
-            Some(c) => c + h,
-            None => h,
-        });
+        count.add(hits(x, y)?);
     }
-    let count: i64 = count.map(|c| c.into_scalar()).unwrap_or(0);
-    let fraction = if set.is_empty() {
-        0.0
-    } else {
-        count as f64 / set.len() as f64
-    };
-    Ok((fraction, start.elapsed().as_secs_f64()))
+    Ok((count.fraction(set.len()), start.elapsed().as_secs_f64()))
 }
 
 /// `[n]`: whether `net` classifies each point of `x` as its label.
@@ -119,24 +133,152 @@ pub fn verify(
     })
 }
 
-/// Accuracy of `net` on `set` under the attack `pgd` (points it fails to break and that were
-/// classified correctly to begin with count: the attack starts from each clean point, and a
-/// misclassified point stays broken). Counts stay on the device until the end.
-pub fn attack_accuracy(
+/// Figures of one attack run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttackResult {
+    pub n: usize,
+    /// Fraction classified correctly.
+    pub clean_acc: f64,
+    /// Fraction classified correctly at every point the attack tried: an upper bound on the
+    /// robust accuracy (a misclassified clean point counts as broken).
+    pub robust_acc: f64,
+    /// Wall-clock seconds, clean pass included.
+    pub seconds: f64,
+}
+
+/// Runs `attack` on every batch of `set`; with `examples`, also collects the adversarial
+/// examples it found (points classified correctly and broken). Counts stay on the device
+/// until the end; collecting examples reads each batch's back.
+pub fn attack(
     net: &Network,
     set: &ImageSet,
-    pgd: &Pgd,
+    attack: &dyn Attack,
     batch_size: usize,
     device: &Device,
-) -> Result<EvalResult, BoundsError> {
-    let (clean_acc, seconds) = fraction(set, batch_size, device, |x, y| {
-        let adv = pgd.attack(net, x.clone(), y.clone())?;
-        let robust = correct(net, adv, y.clone());
-        Ok(correct(net, x, y).bool_and(robust).int().sum())
-    })?;
-    Ok(EvalResult {
+    mut examples: Option<&mut Examples>,
+) -> Result<AttackResult, TrainError> {
+    let start = Instant::now();
+    let (mut clean, mut robust) = (Count::default(), Count::default());
+    for batch in set.batches(batch_size, None) {
+        let indices = batch.indices.clone();
+        let (x, y) = to_device(batch, device);
+        let ok = correct(net, x.clone(), y.clone());
+        let found = attack.run(net, x, y.clone())?;
+        clean.add(ok.clone().int().sum());
+        robust.add(found.broken.clone().bool_not().int().sum());
+        if let Some(examples) = examples.as_deref_mut() {
+            examples.push(net, &indices, ok.bool_and(found.broken), found.points, y)?;
+        }
+    }
+    Ok(AttackResult {
         n: set.len(),
-        clean_acc,
-        seconds,
+        clean_acc: clean.fraction(set.len()),
+        robust_acc: robust.fraction(set.len()),
+        seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Adversarial examples: inputs inside the eps-ball (and the input domain) of a correctly
+/// classified test point that the network misclassifies, with where they came from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Examples {
+    /// Positions in the evaluated set.
+    pub indices: Vec<i64>,
+    pub labels: Vec<i64>,
+    /// The network's class for each example.
+    pub predictions: Vec<i64>,
+    /// `[len, c, h, w]` pixels, row-major.
+    pub images: Vec<f32>,
+    pub shape: [usize; 3],
+}
+
+impl Examples {
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// Appends the points of a batch selected by `keep`.
+    fn push(
+        &mut self,
+        net: &Network,
+        indices: &[usize],
+        keep: Tensor<1, Bool>,
+        points: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Result<(), TrainError> {
+        let keep: Vec<bool> = keep.into_data().try_to_vec::<bool>().map_err(data_error)?;
+        let rows: Vec<i64> = (0..keep.len() as i64)
+            .filter(|&i| keep[i as usize])
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let [_, c, h, w] = points.dims();
+        let select = Tensor::<1, Int>::from_data(
+            TensorData::new(rows.clone(), [rows.len()]),
+            &points.device(),
+        );
+        let points = points.select(0, select.clone());
+        let predictions = net.forward(points.clone()).argmax(1).squeeze_dim::<1>(1);
+        let read_ints = |t: Tensor<1, Int>| -> Result<Vec<i64>, TrainError> {
+            t.into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .map_err(data_error)
+        };
+        self.shape = [c, h, w];
+        self.indices
+            .extend(rows.iter().map(|&r| indices[r as usize] as i64));
+        self.labels.extend(read_ints(labels.select(0, select))?);
+        self.predictions.extend(read_ints(predictions)?);
+        self.images
+            .extend(points.into_data().try_to_vec::<f32>().map_err(data_error)?);
+        Ok(())
+    }
+
+    /// Writes safetensors (atomically) with `images` (f32 `[len, c, h, w]`), `indices`,
+    /// `labels` and `predictions` (i64 `[len]`), and `metadata` in the header: readable by
+    /// `safetensors.torch.load_file` or `safetensors.numpy.load_file`.
+    pub fn save(&self, path: &Path, metadata: HashMap<String, String>) -> Result<(), TrainError> {
+        let bytes = |v: &[i64]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let images: Vec<u8> = self.images.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let [c, h, w] = self.shape;
+        let tensors = [
+            ("images", Dtype::F32, vec![self.len(), c, h, w], images),
+            (
+                "indices",
+                Dtype::I64,
+                vec![self.len()],
+                bytes(&self.indices),
+            ),
+            ("labels", Dtype::I64, vec![self.len()], bytes(&self.labels)),
+            (
+                "predictions",
+                Dtype::I64,
+                vec![self.len()],
+                bytes(&self.predictions),
+            ),
+        ];
+        let format = |e: safetensors::SafeTensorError| TrainError::Checkpoint {
+            path: path.into(),
+            message: e.to_string(),
+        };
+        let views = tensors
+            .iter()
+            .map(|(name, dtype, shape, data)| {
+                Ok((*name, TensorView::new(*dtype, shape.clone(), data)?))
+            })
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+            .map_err(format)?;
+        let bytes = safetensors::serialize(views, Some(metadata)).map_err(format)?;
+        write_atomic(path, &bytes).map_err(TrainError::io(path))
+    }
+}
+
+fn data_error(e: burn::tensor::DataError) -> TrainError {
+    TrainError::Bounds(BoundsError::Input(format!("reading a tensor back: {e:?}")))
 }

@@ -36,6 +36,6 @@ mod step;
 
 pub use config::{FinalEvalConfig, Method, OptimizerConfig, OptimizerKind, PgdConfig, TrainConfig};
 pub use error::TrainError;
-pub use eval::{EvalResult, VerifyResult, attack_accuracy, evaluate, verify};
+pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluate, verify};
 pub use progress::peak_memory_mib;
 pub use run::{FinalEval, RunOptions, RunSummary, run};

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 use crate::checkpoint::{self, State};
-use crate::eval::{EvalResult, attack_accuracy, evaluate, to_device, verify};
+use crate::eval::{EvalResult, attack, evaluate, to_device, verify};
 use crate::progress::{Progress, peak_memory_mib};
 use crate::step::{self, StepContext, Terms};
 use crate::{Method, OptimizerConfig, OptimizerKind, TrainConfig, TrainError};
@@ -606,19 +606,14 @@ fn final_evaluation(
     let steps = config.final_eval.pgd_steps;
     let step_size = config.final_eval.pgd_step_size.unwrap_or(config.eps / 4.0);
     let attacked = if steps > 0 {
-        let pgd = Pgd {
-            eps: config.eps as f32,
-            step_size: step_size as f32,
-            steps,
-            random_start: true,
-            domain: InputDomain::Unit,
-        };
-        Some(attack_accuracy(
+        let pgd = Pgd::new(config.eps as f32, step_size as f32, steps);
+        Some(attack(
             net,
             test_set,
             &pgd,
             config.eval_batch_size,
             device,
+            None,
         )?)
     } else {
         None
@@ -629,7 +624,7 @@ fn final_evaluation(
         clean_acc,
         vra: verified.verified_acc,
         domain: domain.name(),
-        pgd_acc: attacked.as_ref().map(|a| a.clean_acc),
+        pgd_acc: attacked.as_ref().map(|a| a.robust_acc),
         pgd_steps: steps,
         pgd_step_size: step_size,
         verify_seconds: verified.seconds,

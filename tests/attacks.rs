@@ -1,0 +1,86 @@
+//! Attacks on the MixTrain authors' networks and real MNIST: no attack breaks a point the
+//! bounds engine verified, and PGD breaks a naturally trained network at a large radius.
+
+mod common;
+
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use mixtrain::attack::{Attack, IntervalAttack, Pgd};
+use mixtrain::bounds::{DomainKind, InputDomain, InputSet};
+use mixtrain::data::Split;
+use mixtrain::nn::{Backend, Network, zoo};
+
+/// The network `name` and the first `n` MNIST test images.
+fn setup(name: &str, n: usize, device: &Device) -> (Network, Tensor<4>, Tensor<1, Int>) {
+    let arch = zoo::architecture("mnist_small").unwrap();
+    let net = Network::load_safetensors(&arch, &common::reference(name), device).unwrap();
+    let test = mixtrain::data::load("mnist", Split::Test, common::mnist_dir())
+        .unwrap()
+        .take(n);
+    let batch = test.batches(n, None).next().unwrap();
+    let dims = batch.dims();
+    let x = Tensor::from_data(TensorData::new(batch.pixels, dims), device);
+    let y = Tensor::from_data(TensorData::new(batch.labels, [n]), device);
+    (net, x, y)
+}
+
+fn count(t: Tensor<1, Bool>) -> i64 {
+    t.int().sum().into_scalar()
+}
+
+#[test]
+fn no_attack_breaks_a_point_verified_on_the_authors_network() {
+    let device = Backend::Flex.device(None).unwrap();
+    device.seed(1);
+    let (net, x, y) = setup("mnist_small_mixtrain_eps0.3.safetensors", 100, &device);
+    let eps = 0.3;
+    let set = InputSet::linf(x.clone(), eps, InputDomain::Unit).unwrap();
+    let verified = DomainKind::Best
+        .margins(&net, &set, y.clone())
+        .unwrap()
+        .verified();
+    let pgd = Pgd::new(eps, 0.01, 40);
+    let attacks: [(&str, Box<dyn Attack>); 3] = [
+        ("fgsm", Box::new(Pgd::fgsm(eps))),
+        ("pgd", Box::new(pgd)),
+        (
+            "interval",
+            Box::new(IntervalAttack::new(Pgd { steps: 10, ..pgd })),
+        ),
+    ];
+    for (name, attack) in attacks {
+        let found = attack.run(&net, x.clone(), y.clone()).unwrap();
+        let wrong = net
+            .forward(found.points)
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .not_equal(y.clone());
+        assert_eq!(
+            count(wrong.clone().equal(found.broken.clone())),
+            100,
+            "{name}: broken means misclassified"
+        );
+        let both = count(verified.clone().bool_and(found.broken.clone()));
+        assert_eq!(both, 0, "{name} broke {both} verified points");
+        // not vacuous: some points are verified, and the attack breaks others
+        assert!(count(found.broken) > 0, "{name} broke nothing");
+    }
+    assert!(count(verified) > 30);
+}
+
+#[test]
+fn pgd_breaks_a_naturally_trained_network_at_eps_0_3() {
+    let device = Backend::Flex.device(None).unwrap();
+    device.seed(2);
+    let (net, x, y) = setup("mnist_small_baseline.safetensors", 200, &device);
+    let clean = count(
+        net.forward(x.clone())
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(y.clone()),
+    );
+    let found = Pgd::new(0.3, 0.03, 20).run(&net, x, y).unwrap();
+    let robust = 200 - count(found.broken);
+    // Measured: 200 of 200 correct, none survives PGD-20.
+    assert!(clean >= 190, "clean {clean} of 200");
+    assert!(robust <= 10, "{robust} of 200 survive PGD at eps 0.3");
+}
