@@ -6,6 +6,9 @@
 //!   `MIXTRAIN_MIRROR` when set, else by download), build the `mixtrain` binary in release
 //!   mode and train with the preset. A CIFAR-10 preset falls back to `cifar10-sample` when the
 //!   full set cannot be fetched (offline, a mirror holding only the sample), and says so.
+//! - `cargo xtask bench [--quick] [--baseline FILE | --baseline-ref REF] [--threshold PCT]
+//!   [--epoch mnist]`: run the criterion benches (and time a training epoch per method) and
+//!   write `target/bench-report/report.{md,json}`; see `bench.rs`.
 //!
 //! Data lives in `MIXTRAIN_DATA`, by default `datasets/cache/` of the workspace (git-ignored).
 
@@ -14,6 +17,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use mixtrain_data::{DataDir, Manifest, Source};
+
+mod bench;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,10 +88,13 @@ fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
         bail!(
-            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags]"
+            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist]"
         );
     }
     let task = args.remove(0);
+    if task == "bench" {
+        return run_bench(args);
+    }
     let data = data_dir(take_flag(&mut args, "--data")?.map(PathBuf::from));
     let mirror = take_flag(&mut args, "--mirror")?
         .map(PathBuf::from)
@@ -137,6 +145,37 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        other => bail!("unknown task {other:?}: expected fetch or train"),
+        other => bail!("unknown task {other:?}: expected fetch, train or bench"),
     }
+}
+
+fn run_bench(mut args: Vec<String>) -> Result<()> {
+    let quick = match args.iter().position(|a| a == "--quick") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
+    let threshold = match take_flag(&mut args, "--threshold")? {
+        Some(t) => {
+            t.parse::<f64>()
+                .with_context(|| format!("--threshold {t:?}: a percentage"))?
+                / 100.0
+        }
+        None => 0.10,
+    };
+    let opts = bench::Options {
+        quick,
+        baseline: take_flag(&mut args, "--baseline")?.map(PathBuf::from),
+        baseline_ref: take_flag(&mut args, "--baseline-ref")?,
+        threshold,
+        epoch: take_flag(&mut args, "--epoch")?,
+    };
+    if let Some(extra) = args.first() {
+        bail!("cargo xtask bench: unexpected argument {extra:?}");
+    }
+    let out = bench::run(&workspace_root(), &opts)?;
+    eprintln!("report: {}", out.join("report.md").display());
+    Ok(())
 }

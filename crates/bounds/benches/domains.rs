@@ -8,60 +8,24 @@
 //! runs a seeded initialisation on the real CIFAR-10 sample at eps 2/255. Data comes from
 //! `MIXTRAIN_MIRROR` (default `../shared/datasets`), read in place.
 //!
-//! Peak heap memory of one run of each configuration is measured by a counting allocator and
-//! written to `target/criterion/bounds-peak-memory.csv` (and printed).
+//! Peak heap memory of one run of each configuration (a counting allocator) and the FLOP count
+//! where a model of it exists go to `target/bench-meta/` for `cargo xtask bench`'s report.
 //!
 //! `cargo bench -p mixtrain-bounds --bench domains` (about 10 minutes); a filter such as
 //! `-- mnist_small/symbolic` runs a subset.
 
-use std::alloc::{GlobalAlloc, Layout};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mixtrain_bench::{Meta, PeakAlloc, peak_bytes, record};
 use mixtrain_bounds::{DomainKind, InputDomain, InputSet};
 use mixtrain_data::{DataDir, Split};
 use mixtrain_nn::{Backend, Network, zoo};
 
-/// The binaries' allocator (mimalloc, see the CLI) with a count of live bytes and their
-/// high-water mark.
-struct PeakAlloc;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to mimalloc; only counters are added.
-unsafe impl GlobalAlloc for PeakAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let ptr = unsafe { mimalloc::MiMalloc.alloc(layout) };
-        if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: PeakAlloc = PeakAlloc;
-
-/// Peak heap bytes above the level at the start, while `f` runs once.
-fn peak_bytes(f: impl FnOnce()) -> usize {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    f();
-    PEAK.load(Ordering::Relaxed) - base
-}
 
 const BATCHES: [usize; 3] = [1, 5, 50];
 
@@ -75,21 +39,15 @@ struct Workload {
     shape: [usize; 3],
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn mirror() -> PathBuf {
-    DataDir::mirror_from_env().unwrap_or_else(|| workspace().join("../shared/datasets"))
-}
-
-fn workload(model: &'static str, plain: &Device, ad: &Device) -> Workload {
+/// The workload of `model`, or `None` (said on stderr) when its data is not available: the
+/// CIFAR-10 sample exists only in the offline mirror.
+fn workload(model: &'static str, plain: &Device, ad: &Device) -> Option<Workload> {
     let arch = zoo::architecture(model).expect("zoo model");
     let (dataset, eps, weights) = match model {
         "mnist_small" => (
             "mnist",
             0.1,
-            Some(mirror().join("../reference/mnist_small_mixtrain_eps0.3.safetensors")),
+            mixtrain_bench::reference("mnist_small_mixtrain_eps0.3.safetensors"),
         ),
         _ => ("cifar10-sample", 2.0 / 255.0, None),
     };
@@ -98,13 +56,19 @@ fn workload(model: &'static str, plain: &Device, ad: &Device) -> Workload {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
         None => Network::init(&arch, 0, device).expect("valid zoo architecture"),
     };
-    let dir = DataDir::new(workspace().join("target/bench-data"));
-    let set = mixtrain_data::ensure(dataset, &dir, Some(&mirror()))
+    let dir = DataDir::new(mixtrain_bench::data_dir());
+    let mirror: PathBuf = mixtrain_bench::mirror();
+    let set = match mixtrain_data::ensure(dataset, &dir, Some(&mirror))
         .and_then(|_| mixtrain_data::load(dataset, Split::Test, &dir))
-        .unwrap_or_else(|e| panic!("{dataset} from the mirror {}: {e}", mirror().display()))
-        .take(*BATCHES.iter().max().unwrap());
+    {
+        Ok(set) => set.take(*BATCHES.iter().max().unwrap()),
+        Err(e) => {
+            eprintln!("note: {model} skipped: {dataset}: {e}");
+            return None;
+        }
+    };
     let batch = set.batches(set.len(), None).next().expect("a nonempty set");
-    Workload {
+    Some(Workload {
         model,
         eps,
         plain: load(plain),
@@ -112,7 +76,7 @@ fn workload(model: &'static str, plain: &Device, ad: &Device) -> Workload {
         images: batch.pixels.clone(),
         labels: batch.labels.clone(),
         shape: set.shape(),
-    }
+    })
 }
 
 impl Workload {
@@ -150,19 +114,41 @@ impl Workload {
     }
 }
 
+/// FLOPs of one bound per image, where the domain's cost has a simple model: IBP pushes a
+/// centre and a radius through every affine layer (2 forward passes), CROWN-IBP adds the
+/// backward pass of the `classes` margin rows. The symbolic domains' cost depends on the
+/// instability pattern (see `mixtrain_bounds::Symbolic`), so they get none.
+fn flop_per_image(domain: DomainKind, work: &Workload) -> Option<f64> {
+    let arch = work.plain.architecture();
+    let forward = 2.0 * arch.macs().expect("a valid zoo architecture") as f64;
+    match domain {
+        DomainKind::Interval => Some(2.0 * forward),
+        DomainKind::Crown => Some((2.0 + arch.classes as f64) * forward),
+        _ => None,
+    }
+}
+
 fn domains(c: &mut Criterion) {
     let plain = Backend::Flex.device(None).expect("the CPU backend");
     let ad = plain.clone().autodiff();
-    let mut memory = vec!["model,domain,batch,mode,peak_heap_mib".to_string()];
+    let (samples, warm_up, measurement) = mixtrain_bench::sampling();
+    // quick: the batch training uses (k = 5) only
+    let batches: &[usize] = if mixtrain_bench::quick() {
+        &[5]
+    } else {
+        &BATCHES
+    };
     for model in ["mnist_small", "cifar_small"] {
-        let work = workload(model, &plain, &ad);
+        let Some(work) = workload(model, &plain, &ad) else {
+            continue;
+        };
         let mut group = c.benchmark_group(work.model);
         group
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
+            .sample_size(samples)
+            .warm_up_time(warm_up)
+            .measurement_time(measurement);
         for domain in DomainKind::ALL {
-            for n in BATCHES {
+            for &n in batches {
                 group.throughput(Throughput::Elements(n as u64));
                 let id = |mode: &str| BenchmarkId::new(format!("{}/{mode}", domain.name()), n);
                 group.bench_function(id("forward"), |b| {
@@ -171,28 +157,30 @@ fn domains(c: &mut Criterion) {
                 group.bench_function(id("forward+backward"), |b| {
                     b.iter(|| work.forward_backward(domain, n, &ad))
                 });
-                for (mode, bytes) in [
-                    ("forward", peak_bytes(|| work.forward(domain, n, &plain))),
+                let flop = flop_per_image(domain, &work).map(|f| f * n as f64);
+                for (mode, bytes, factor) in [
+                    (
+                        "forward",
+                        peak_bytes(|| work.forward(domain, n, &plain)),
+                        1.0,
+                    ),
                     (
                         "forward+backward",
                         peak_bytes(|| work.forward_backward(domain, n, &ad)),
+                        3.0,
                     ),
                 ] {
-                    memory.push(format!(
-                        "{model},{},{n},{mode},{:.1}",
-                        domain.name(),
-                        bytes as f64 / (1024.0 * 1024.0)
-                    ));
+                    record(&Meta {
+                        id: format!("{model}/{}/{mode}/{n}", domain.name()),
+                        unit: "bounds".into(),
+                        peak_bytes: bytes,
+                        flop: flop.map(|f| f * factor),
+                    });
                 }
             }
         }
         group.finish();
     }
-    let out = workspace().join("target/criterion");
-    std::fs::create_dir_all(&out).expect("criterion's output directory");
-    let table = memory.join("\n") + "\n";
-    std::fs::write(out.join("bounds-peak-memory.csv"), &table).expect("writable target dir");
-    println!("peak heap per configuration (MiB):\n{table}");
 }
 
 criterion_group!(benches, domains);

@@ -197,6 +197,37 @@ impl Architecture {
         Ok(shapes)
     }
 
+    /// Multiply-accumulates of one forward pass of one input through the affine layers (the
+    /// elementwise layers are a rounding error): the unit the benchmarks count FLOPs in
+    /// (`2 x MAC`).
+    pub fn macs(&self) -> Result<u64, NnError> {
+        let shapes = self.check()?;
+        Ok(self
+            .layers
+            .iter()
+            .zip(&shapes)
+            .map(|(layer, out)| match (layer, out) {
+                (
+                    LayerSpec::Conv2d {
+                        in_channels,
+                        kernel,
+                        ..
+                    },
+                    ActShape::Image([c, h, w]),
+                ) => (c * h * w * in_channels * kernel * kernel) as u64,
+                (
+                    LayerSpec::Linear {
+                        in_features,
+                        out_features,
+                        ..
+                    },
+                    _,
+                ) => (in_features * out_features) as u64,
+                _ => 0,
+            })
+            .sum())
+    }
+
     /// The affine layers in order: `(name, PyTorch-layout weight shape, bias length)`.
     pub fn parameters(&self) -> Vec<(String, Vec<usize>, usize)> {
         self.layers

@@ -136,4 +136,14 @@ mod tests {
                 .contains("mnist_small")
         );
     }
+
+    #[test]
+    fn mnist_small_forward_is_its_layers_multiply_accumulates() {
+        // conv1 16x14x14 outputs of 1x4x4, conv2 32x7x7 of 16x4x4, fc1 1568x100, fc2 100x10
+        let expected = 16 * 14 * 14 * 16 + 32 * 7 * 7 * 16 * 16 + 1568 * 100 + 100 * 10;
+        assert_eq!(
+            architecture("mnist_small").unwrap().macs().unwrap(),
+            expected
+        );
+    }
 }

@@ -39,3 +39,4 @@ pub use error::TrainError;
 pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluate, verify};
 pub use progress::peak_memory_mib;
 pub use run::{FinalEval, RunOptions, RunSummary, run};
+pub use step::step_loss;

@@ -112,3 +112,34 @@ pub(crate) fn terms(
         logits,
     })
 }
+
+/// The training loss of `config`'s method on one batch at radius `eps`, with the robust term
+/// weighted `alpha` and the natural one `1 - alpha` (`natural` and `pgd` take their single
+/// term whole; CROWN-IBP is taken at the start of its ramp, beta = 1, its costliest point):
+/// what the trainer differentiates at each step, before the optimiser. Public for benchmarks
+/// and for users who drive their own loop; `model`, `x` and `y` on an autodiff device.
+pub fn step_loss(
+    model: &Network,
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+    config: &TrainConfig,
+    eps: f64,
+    alpha: f64,
+    rng: &mut impl Rng,
+) -> Result<Tensor<1>, TrainError> {
+    let ctx = StepContext {
+        config,
+        eps,
+        progress: 0.0,
+        mix: Mix {
+            natural: 1.0 - alpha,
+            robust: alpha,
+        },
+    };
+    let terms = terms(model, x, y, &ctx, rng)?;
+    Ok(match (terms.natural, terms.robust) {
+        (Some(natural), Some(robust)) => natural * (1.0 - alpha) + robust * alpha,
+        (Some(term), None) | (None, Some(term)) => term,
+        (None, None) => unreachable!("every method has a natural or a robust term"),
+    })
+}

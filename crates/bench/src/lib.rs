@@ -1,0 +1,136 @@
+//! What the criterion benches of the workspace share, so that `cargo xtask bench` can report
+//! more than criterion measures:
+//!
+//! - [`PeakAlloc`]: the binaries' allocator (mimalloc) with a count of live heap bytes, and
+//!   [`peak_bytes`], the high-water mark while a closure runs once;
+//! - [`Meta`] and [`record`]: per benchmark, its unit, peak heap and FLOP count, written to
+//!   `target/bench-meta/` beside criterion's own `target/criterion/` estimates;
+//! - [`quick`]: `MIXTRAIN_BENCH_QUICK` set, the few-minutes mode of `cargo xtask bench --quick`;
+//! - where the data is ([`mirror`]) and where benches may cache it ([`data_dir`]).
+//!
+//! No mixtrain crate depends on this one except as a dev-dependency of its benches.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// mimalloc (see the CLI for why) with a count of live bytes and their high-water mark.
+/// Declare it in each bench: `#[global_allocator] static A: PeakAlloc = PeakAlloc;`.
+pub struct PeakAlloc;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to mimalloc; only counters are added.
+unsafe impl GlobalAlloc for PeakAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let ptr = unsafe { mimalloc::MiMalloc.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+/// Peak heap bytes above the level at the start while `f` runs once (0 unless the bench's
+/// global allocator is [`PeakAlloc`]).
+pub fn peak_bytes(f: impl FnOnce()) -> usize {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    f();
+    PEAK.load(Ordering::Relaxed).saturating_sub(base)
+}
+
+/// What `cargo xtask bench` joins to a criterion benchmark (by its full id,
+/// `group/function/value`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub id: String,
+    /// What criterion's throughput counts: `images`, `bounds` or `bytes`.
+    pub unit: String,
+    pub peak_bytes: usize,
+    /// Floating-point operations of one iteration, where a model of them exists (`2 x MAC` of
+    /// the affine layers the work runs, see each bench).
+    pub flop: Option<f64>,
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where benches write their [`Meta`] records.
+pub fn meta_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+        .join("bench-meta")
+}
+
+/// Writes `meta` for `cargo xtask bench`. A bench that cannot write it still ran, so this
+/// only warns.
+pub fn record(meta: &Meta) {
+    let dir = meta_dir();
+    let name = meta.id.replace(['/', ' '], "__");
+    let result = std::fs::create_dir_all(&dir).and_then(|()| {
+        let json = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(format!("{name}.json")), json)
+    });
+    if let Err(e) = result {
+        eprintln!("warning: bench metadata for {} not written: {e}", meta.id);
+    }
+}
+
+/// `cargo xtask bench --quick`: fewer configurations and shorter measurements.
+pub fn quick() -> bool {
+    std::env::var_os("MIXTRAIN_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Criterion's sampling for this mode: (samples, warm-up, measurement time).
+pub fn sampling() -> (usize, Duration, Duration) {
+    if quick() {
+        (10, Duration::from_millis(200), Duration::from_millis(600))
+    } else {
+        (10, Duration::from_millis(500), Duration::from_secs(2))
+    }
+}
+
+/// The offline data mirror: `MIXTRAIN_MIRROR`, else `../shared/datasets` beside the checkout.
+pub fn mirror() -> PathBuf {
+    std::env::var_os("MIXTRAIN_MIRROR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared/datasets"))
+}
+
+/// The data directory benches fetch into (under `target/`).
+pub fn data_dir() -> PathBuf {
+    workspace().join("target/bench-data")
+}
+
+/// The MixTrain authors' reference weights `<name>` (in `../reference` beside the mirror), or
+/// `None`, said on stderr, where they are not there (a hosted CI runner): the bench then runs
+/// a seeded initialisation, whose timings differ from the trained network's.
+pub fn reference(name: &str) -> Option<PathBuf> {
+    let path = mirror().join("../reference").join(name);
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "note: {} not found; benchmarking a seeded initialisation instead",
+            path.display()
+        );
+        None
+    }
+}

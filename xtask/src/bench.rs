@@ -1,0 +1,561 @@
+//! `cargo xtask bench`: runs the criterion benches, optionally times one training epoch per
+//! method, and writes `target/bench-report/report.{md,json}`.
+//!
+//! Criterion measures time; the benches add, per benchmark, the unit of its throughput, the
+//! peak heap of one iteration and its FLOP count where a model exists (`target/bench-meta/`,
+//! see `mixtrain-bench`). The report joins the two, adds the machine, whether it was idle
+//! (load average before and after), and, given a previous report, the ratio to it with
+//! regressions marked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// Flags of `cargo xtask bench`.
+pub struct Options {
+    pub quick: bool,
+    /// A previous `report.json`.
+    pub baseline: Option<PathBuf>,
+    /// A git ref whose `bench/baseline.json` is the baseline.
+    pub baseline_ref: Option<String>,
+    /// Slower than the baseline by more than this fraction: a regression.
+    pub threshold: f64,
+    /// `mnist`: also time one training epoch per method.
+    pub epoch: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub date: String,
+    pub commit: String,
+    pub quick: bool,
+    pub machine: Machine,
+    pub benchmarks: Vec<Entry>,
+    pub epochs: Vec<EpochEntry>,
+    #[serde(default)]
+    pub baseline: Option<String>,
+    #[serde(default)]
+    pub regressions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub os: String,
+    pub rustc: String,
+    /// 1-minute load average before and after the run.
+    pub load_before: Option<f64>,
+    pub load_after: Option<f64>,
+    pub idle: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub median_s: f64,
+    /// Median absolute deviation over the median.
+    pub spread: f64,
+    pub unit: String,
+    /// `unit`s per second.
+    pub throughput: Option<f64>,
+    pub peak_mib: Option<f64>,
+    pub flop: Option<f64>,
+    pub gflops: Option<f64>,
+    #[serde(default)]
+    pub ratio: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochEntry {
+    pub method: String,
+    pub images: usize,
+    pub seconds: f64,
+    /// Seconds scaled to an epoch of 60,000 images (the peers' unit).
+    pub seconds_per_60k: f64,
+    /// PyTorch peers on the same machine (from the issue), seconds per 60,000 images.
+    pub peer: Option<String>,
+}
+
+/// The benches and the packages that hold them.
+const PACKAGES: [&str; 4] = [
+    "mixtrain-data",
+    "mixtrain-bounds",
+    "mixtrain-attack",
+    "mixtrain-train",
+];
+
+pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
+    let load_before = load_average();
+    let target = target_dir(root);
+    let meta_dir = target.join("bench-meta");
+    if meta_dir.exists() {
+        std::fs::remove_dir_all(&meta_dir).context("clearing target/bench-meta")?;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut bench = Command::new(&cargo);
+    bench.current_dir(root).arg("bench");
+    for p in PACKAGES {
+        bench.args(["-p", p]);
+    }
+    bench.arg("--benches");
+    if opts.quick {
+        bench.env("MIXTRAIN_BENCH_QUICK", "1");
+    }
+    let status = bench.status().context("running cargo bench")?;
+    if !status.success() {
+        bail!("cargo bench failed ({status})");
+    }
+    let epochs = match opts.epoch.as_deref() {
+        None => Vec::new(),
+        Some("mnist") => epochs(root, &cargo, opts.quick)?,
+        Some(other) => bail!("--epoch {other}: only mnist is timed"),
+    };
+    let load_after = load_average();
+    let mut benchmarks = collect(&target.join("criterion"), &meta_dir)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let idle = load_before.is_none_or(|l| l < 0.5);
+    let mut report = Report {
+        date: now(),
+        commit: git(root, &["rev-parse", "--short", "HEAD"]).unwrap_or_default(),
+        quick: opts.quick,
+        machine: Machine {
+            cpu: cpu_model(),
+            cores,
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            rustc: capture(Command::new("rustc").arg("--version")).unwrap_or_default(),
+            load_before,
+            load_after,
+            idle,
+        },
+        benchmarks: Vec::new(),
+        epochs,
+        baseline: None,
+        regressions: Vec::new(),
+    };
+    if let Some((name, base)) = baseline(root, opts)? {
+        report.regressions = compare(&mut benchmarks, &base, opts.threshold);
+        report.baseline = Some(name);
+    }
+    report.benchmarks = benchmarks;
+    let out = target.join("bench-report");
+    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    let md = markdown(&report, opts.threshold);
+    std::fs::write(out.join("report.md"), &md)?;
+    println!("{md}");
+    Ok(out)
+}
+
+/// Sets each entry's ratio to its baseline median; returns the ids slower by more than
+/// `threshold`.
+fn compare(entries: &mut [Entry], base: &Report, threshold: f64) -> Vec<String> {
+    let by_id: BTreeMap<&str, &Entry> =
+        base.benchmarks.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut regressions = Vec::new();
+    for entry in entries {
+        if let Some(b) = by_id.get(entry.id.as_str()) {
+            let ratio = entry.median_s / b.median_s;
+            entry.ratio = Some(ratio);
+            if ratio > 1.0 + threshold {
+                regressions.push(entry.id.clone());
+            }
+        }
+    }
+    regressions
+}
+
+/// Criterion's estimates joined with the benches' metadata; only benchmarks that wrote
+/// metadata in this run (criterion keeps older results beside them).
+fn collect(criterion: &Path, meta_dir: &Path) -> Result<Vec<Entry>> {
+    let mut metas = BTreeMap::new();
+    for file in read_dir(meta_dir)? {
+        let meta: mixtrain_bench::Meta = read_json(&file)?;
+        metas.insert(meta.id.clone(), meta);
+    }
+    let mut entries = Vec::new();
+    for file in find(criterion, "benchmark.json")? {
+        if file.parent().and_then(Path::file_name) != Some("new".as_ref()) {
+            continue;
+        }
+        let info: serde_json::Value = read_json(&file)?;
+        let Some(id) = info["full_id"].as_str() else {
+            continue;
+        };
+        let Some(meta) = metas.get(id) else {
+            continue;
+        };
+        let estimates: serde_json::Value = read_json(&file.with_file_name("estimates.json"))?;
+        let ns = |v: &serde_json::Value| v.as_f64().map(|x| x * 1e-9);
+        let median_s = ns(&estimates["median"]["point_estimate"])
+            .with_context(|| format!("{}: no median", file.display()))?;
+        let mad = ns(&estimates["median_abs_dev"]["point_estimate"]).unwrap_or(0.0);
+        let elements = info["throughput"]["Elements"]
+            .as_f64()
+            .or_else(|| info["throughput"]["Bytes"].as_f64());
+        entries.push(Entry {
+            id: id.to_string(),
+            median_s,
+            spread: mad / median_s,
+            unit: meta.unit.clone(),
+            throughput: elements.map(|e| e / median_s),
+            peak_mib: Some(meta.peak_bytes as f64 / (1024.0 * 1024.0)),
+            flop: meta.flop,
+            gflops: meta.flop.map(|f| f / median_s * 1e-9),
+            ratio: None,
+        });
+    }
+    entries.sort_by(|a, b| a.id.cmp(&b.id));
+    if entries.is_empty() {
+        bail!(
+            "no benchmark results in {} joined with {}",
+            criterion.display(),
+            meta_dir.display()
+        );
+    }
+    Ok(entries)
+}
+
+/// `(method label, train flags, PyTorch peer figure)`.
+const EPOCH_METHODS: [(&str, &[&str], &str); 6] = [
+    ("natural", &["--method", "natural"], "2.1"),
+    ("pgd (PGD-10)", &["--method", "pgd"], "19"),
+    (
+        "ibp",
+        &["--method", "ibp"],
+        "6.2 (plain), 10.5 (auto_LiRPA)",
+    ),
+    ("crown-ibp", &["--method", "crown-ibp"], "65 (auto_LiRPA)"),
+    ("mixtrain k=1", &["--method", "mixtrain", "--k", "1"], ""),
+    (
+        "mixtrain k=5",
+        &["--method", "mixtrain", "--k", "5"],
+        "283 (authors' library); CROWN k=5 121 (auto_LiRPA)",
+    ),
+];
+
+/// One epoch of each method on real MNIST (batch 50, eps 0.1 from the first step), through the
+/// release binary; `quick` trains on 5,000 images and scales.
+fn epochs(root: &Path, cargo: &str, quick: bool) -> Result<Vec<EpochEntry>> {
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--release", "--quiet", "-p", "mixtrain-cli"])
+        .status()
+        .context("building the mixtrain binary")?;
+    if !status.success() {
+        bail!("building mixtrain failed ({status})");
+    }
+    let binary = target_dir(root).join("release/mixtrain");
+    let images = if quick { 5_000 } else { 60_000 };
+    let runs = target_dir(root).join("bench-epoch");
+    let mut out = Vec::new();
+    for (label, flags, peer) in EPOCH_METHODS {
+        let dir = runs.join(label.replace([' ', '(', ')', '='], ""));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let start = Instant::now();
+        let status = Command::new(&binary)
+            .current_dir(root)
+            .args(["train", "--preset", "mnist", "--epochs", "1", "--quiet"])
+            .args(flags)
+            .args(["--val-size", "100", "--test-limit", "100"])
+            .args(["--train-limit", &(images + 100).to_string()])
+            .args(["--set", "eps_schedule.ramp_epochs=0.0"])
+            .args(["--set", "final_eval.pgd_steps=0"])
+            .args(["--set", "final_eval.domain=\"interval\""])
+            .arg("--out")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running mixtrain train")?;
+        if !status.success() {
+            bail!("epoch of {label} failed ({status})");
+        }
+        let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
+        let first: serde_json::Value = serde_json::from_str(
+            metrics
+                .lines()
+                .next()
+                .context("metrics.jsonl has no epoch")?,
+        )?;
+        let seconds = first["seconds"]
+            .as_f64()
+            .context("no `seconds` in metrics")?;
+        eprintln!(
+            "{label}: {seconds:.1} s for {images} images ({:.0} s wall)",
+            start.elapsed().as_secs_f64()
+        );
+        out.push(EpochEntry {
+            method: label.into(),
+            images,
+            seconds,
+            seconds_per_60k: seconds * 60_000.0 / images as f64,
+            peer: (!peer.is_empty()).then(|| peer.to_string()),
+        });
+    }
+    Ok(out)
+}
+
+fn baseline(root: &Path, opts: &Options) -> Result<Option<(String, Report)>> {
+    if let Some(path) = &opts.baseline {
+        let report: Report = read_json(path)?;
+        return Ok(Some((path.display().to_string(), report)));
+    }
+    if let Some(rev) = &opts.baseline_ref {
+        let Some(text) = git(root, &["show", &format!("{rev}:bench/baseline.json")]) else {
+            eprintln!("WARNING: no bench/baseline.json at {rev}: no comparison");
+            return Ok(None);
+        };
+        let report: Report = serde_json::from_str(&text)
+            .with_context(|| format!("parsing bench/baseline.json at {rev}"))?;
+        return Ok(Some((format!("{rev}:bench/baseline.json"), report)));
+    }
+    Ok(None)
+}
+
+fn markdown(r: &Report, threshold: f64) -> String {
+    let m = &r.machine;
+    let load = |l: Option<f64>| l.map_or("n/a".into(), |v| format!("{v:.2}"));
+    let mut s = format!(
+        "# Benchmark report\n\n{} · commit {} · {}{}\n\nMachine: {} ({} cores), {}, {}. Load average (1 min) before {}, after {}.\n\n",
+        r.date,
+        r.commit,
+        if r.quick { "quick mode" } else { "full mode" },
+        r.baseline
+            .as_ref()
+            .map_or(String::new(), |b| format!(" · baseline {b}")),
+        m.cpu,
+        m.cores,
+        m.os,
+        m.rustc,
+        load(m.load_before),
+        load(m.load_after),
+    );
+    if !m.idle {
+        s += "**WARNING: the machine was not idle when the run started (load average >= 0.5): other work inflates these figures, often several times. Re-run on an idle machine before comparing.**\n\n";
+    }
+    if !r.regressions.is_empty() {
+        s += &format!(
+            "**Regressions** (slower than the baseline by more than {:.0}%): {}\n\n",
+            threshold * 100.0,
+            r.regressions.join(", ")
+        );
+    }
+    s += "| benchmark | median | spread | throughput | peak heap | GFLOP | GFLOP/s | vs baseline |\n|---|---|---|---|---|---|---|---|\n";
+    for e in &r.benchmarks {
+        let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".into(), f);
+        let mark = if r.regressions.contains(&e.id) {
+            " **regression**"
+        } else {
+            ""
+        };
+        s += &format!(
+            "| {} | {} | ±{:.1}% | {} | {} | {} | {} | {}{} |\n",
+            e.id,
+            duration(e.median_s),
+            e.spread * 100.0,
+            opt(e.throughput, &|t| format!("{t:.1} {}/s", e.unit)),
+            opt(e.peak_mib, &|p| format!("{p:.1} MiB")),
+            opt(e.flop, &|f| format!("{:.3}", f * 1e-9)),
+            opt(e.gflops, &|g| format!("{g:.1}")),
+            opt(e.ratio, &|x| format!("{x:.2}x")),
+            mark,
+        );
+    }
+    if !r.epochs.is_empty() {
+        s += "\n## One training epoch on MNIST (mnist_small, batch 50, eps 0.1)\n\n| method | images | seconds | s per 60k images | PyTorch peers, s per 60k (same machine) |\n|---|---|---|---|---|\n";
+        for e in &r.epochs {
+            s += &format!(
+                "| {} | {} | {:.1} | {:.1} | {} |\n",
+                e.method,
+                e.images,
+                e.seconds,
+                e.seconds_per_60k,
+                e.peer.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    s += "\nspread: median absolute deviation over the median. GFLOP: a model of the work (2 x MAC of the affine layers each pass runs; none for the symbolic domains, whose cost depends on the network's unstable neurons).\n";
+    s
+}
+
+fn duration(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/` of the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"))
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn now() -> String {
+    capture(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default()
+}
+
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    capture(Command::new("git").current_dir(root).args(args))
+}
+
+fn capture(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+        files.push(entry?.path());
+    }
+    Ok(files)
+}
+
+/// Every file named `name` under `dir`.
+fn find(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for path in read_dir(dir)? {
+        if path.is_dir() {
+            found.extend(find(&path, name)?);
+        } else if path.file_name() == Some(name.as_ref()) {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A criterion result as criterion 0.8 lays it out, median `median_ns` per iteration.
+    fn criterion_result(dir: &Path, id: &str, elements: u64, median_ns: f64) {
+        let new = dir.join(id.replace('/', "_")).join("new");
+        std::fs::create_dir_all(&new).unwrap();
+        let info = serde_json::json!({"full_id": id, "throughput": {"Elements": elements}});
+        std::fs::write(new.join("benchmark.json"), info.to_string()).unwrap();
+        let estimates = serde_json::json!({
+            "median": {"point_estimate": median_ns},
+            "median_abs_dev": {"point_estimate": median_ns * 0.05},
+        });
+        std::fs::write(new.join("estimates.json"), estimates.to_string()).unwrap();
+    }
+
+    fn meta(dir: &Path, id: &str, flop: Option<f64>) {
+        std::fs::create_dir_all(dir).unwrap();
+        let meta = mixtrain_bench::Meta {
+            id: id.into(),
+            unit: "images".into(),
+            peak_bytes: 3 * 1024 * 1024,
+            flop,
+        };
+        let name = id.replace('/', "__");
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_string(&meta).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn criterion_estimates_join_the_benches_metadata_and_baselines_mark_regressions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (criterion, metas) = (tmp.path().join("criterion"), tmp.path().join("meta"));
+        criterion_result(&criterion, "g/fast/50", 50, 2e6); // 2 ms for 50 images
+        criterion_result(&criterion, "g/slow/50", 50, 4e8);
+        criterion_result(&criterion, "g/stale/50", 50, 1e6); // no metadata: an older run
+        meta(&metas, "g/fast/50", Some(1e9));
+        meta(&metas, "g/slow/50", None);
+        let mut entries = collect(&criterion, &metas).unwrap();
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["g/fast/50", "g/slow/50"]);
+        let fast = &entries[0];
+        assert!((fast.median_s - 2e-3).abs() < 1e-12);
+        assert!((fast.throughput.unwrap() - 25_000.0).abs() < 1e-6);
+        assert!((fast.gflops.unwrap() - 500.0).abs() < 1e-6);
+        assert!((fast.spread - 0.05).abs() < 1e-12);
+        assert_eq!(fast.peak_mib, Some(3.0));
+        assert_eq!(entries[1].gflops, None);
+
+        let mut base = entries.clone();
+        base[0].median_s = 1e-3; // fast was twice as fast before
+        base[1].median_s = 0.39; // slow: within 10%
+        let report = Report {
+            date: String::new(),
+            commit: String::new(),
+            quick: true,
+            machine: Machine {
+                cpu: String::new(),
+                cores: 2,
+                os: String::new(),
+                rustc: String::new(),
+                load_before: Some(1.5),
+                load_after: None,
+                idle: false,
+            },
+            benchmarks: base,
+            epochs: Vec::new(),
+            baseline: None,
+            regressions: Vec::new(),
+        };
+        let regressions = compare(&mut entries, &report, 0.10);
+        assert_eq!(regressions, ["g/fast/50"]);
+        assert!((entries[0].ratio.unwrap() - 2.0).abs() < 1e-9);
+        let md = markdown(
+            &Report {
+                benchmarks: entries,
+                regressions,
+                ..report
+            },
+            0.10,
+        );
+        assert!(md.contains("WARNING: the machine was not idle"));
+        assert!(md.contains("| g/fast/50 | 2.00 ms | ±5.0% | 25000.0 images/s | 3.0 MiB | 1.000 | 500.0 | 2.00x **regression** |"), "{md}");
+    }
+}
