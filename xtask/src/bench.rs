@@ -51,6 +51,12 @@ pub struct Machine {
     /// 1-minute load average before and after the run.
     pub load_before: Option<f64>,
     pub load_after: Option<f64>,
+    /// Fraction of all cores busy over two seconds right before and after the benchmarks
+    /// (nothing of ours runs then: any of it is another process).
+    #[serde(default)]
+    pub busy_before: Option<f64>,
+    #[serde(default)]
+    pub busy_after: Option<f64>,
     pub idle: bool,
 }
 
@@ -81,16 +87,7 @@ pub struct EpochEntry {
     pub peer: Option<String>,
 }
 
-/// The benches and the packages that hold them.
-const PACKAGES: [&str; 4] = [
-    "mixtrain-data",
-    "mixtrain-bounds",
-    "mixtrain-attack",
-    "mixtrain-train",
-];
-
 pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
-    let load_before = load_average();
     let target = target_dir(root);
     let meta_dir = target.join("bench-meta");
     if meta_dir.exists() {
@@ -98,14 +95,25 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut bench = Command::new(&cargo);
-    bench.current_dir(root).arg("bench");
-    for p in PACKAGES {
-        bench.args(["-p", p]);
-    }
-    bench.arg("--benches");
+    // every bench target of the workspace (the whole workspace, so that features resolve as in
+    // any other workspace build and burn is not built a second time)
+    bench
+        .current_dir(root)
+        .args(["bench", "--workspace", "--bench", "*"]);
     if opts.quick {
         bench.env("MIXTRAIN_BENCH_QUICK", "1");
     }
+    // build first: a build's own load must not count as another process's
+    let status = Command::new(&cargo)
+        .current_dir(root)
+        .args(["bench", "--workspace", "--bench", "*", "--no-run"])
+        .status()
+        .context("building the benches")?;
+    if !status.success() {
+        bail!("building the benches failed ({status})");
+    }
+    let busy_before = busy_fraction();
+    let load_before = load_average();
     let status = bench.status().context("running cargo bench")?;
     if !status.success() {
         bail!("cargo bench failed ({status})");
@@ -116,9 +124,13 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
         Some(other) => bail!("--epoch {other}: only mnist is timed"),
     };
     let load_after = load_average();
+    let busy_after = busy_fraction();
     let mut benchmarks = collect(&target.join("criterion"), &meta_dir)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let idle = load_before.is_none_or(|l| l < 0.5);
+    // idle: less than a tenth of the CPU busy, measured over two seconds before and after
+    let idle = [busy_before, busy_after]
+        .iter()
+        .all(|b| b.is_none_or(|b| b < 0.1));
     let mut report = Report {
         date: now(),
         commit: git(root, &["rev-parse", "--short", "HEAD"]).unwrap_or_default(),
@@ -130,6 +142,8 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
             rustc: capture(Command::new("rustc").arg("--version")).unwrap_or_default(),
             load_before,
             load_after,
+            busy_before,
+            busy_after,
             idle,
         },
         benchmarks: Vec::new(),
@@ -223,7 +237,9 @@ fn collect(criterion: &Path, meta_dir: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// `(method label, train flags, PyTorch peer figure)`.
+/// `(method label, train flags, PyTorch peer figure)`. CROWN-IBP's cost is that of its ramp
+/// (beta = 1 - progress > 0 runs the CROWN pass), so its epoch keeps beta near 1 with a ramp of
+/// 1000 epochs; the others train at the full eps from the first step.
 const EPOCH_METHODS: [(&str, &[&str], &str); 6] = [
     ("natural", &["--method", "natural"], "2.1"),
     ("pgd (PGD-10)", &["--method", "pgd"], "19"),
@@ -232,7 +248,16 @@ const EPOCH_METHODS: [(&str, &[&str], &str); 6] = [
         &["--method", "ibp"],
         "6.2 (plain), 10.5 (auto_LiRPA)",
     ),
-    ("crown-ibp", &["--method", "crown-ibp"], "65 (auto_LiRPA)"),
+    (
+        "crown-ibp",
+        &[
+            "--method",
+            "crown-ibp",
+            "--set",
+            "eps_schedule.ramp_epochs=1000.0",
+        ],
+        "65 (auto_LiRPA)",
+    ),
     ("mixtrain k=1", &["--method", "mixtrain", "--k", "1"], ""),
     (
         "mixtrain k=5",
@@ -265,12 +290,12 @@ fn epochs(root: &Path, cargo: &str, quick: bool) -> Result<Vec<EpochEntry>> {
         let status = Command::new(&binary)
             .current_dir(root)
             .args(["train", "--preset", "mnist", "--epochs", "1", "--quiet"])
-            .args(flags)
             .args(["--val-size", "100", "--test-limit", "100"])
             .args(["--train-limit", &(images + 100).to_string()])
             .args(["--set", "eps_schedule.ramp_epochs=0.0"])
             .args(["--set", "final_eval.pgd_steps=0"])
             .args(["--set", "final_eval.domain=\"interval\""])
+            .args(flags)
             .arg("--out")
             .arg(&dir)
             .stdout(std::process::Stdio::null())
@@ -324,8 +349,9 @@ fn baseline(root: &Path, opts: &Options) -> Result<Option<(String, Report)>> {
 fn markdown(r: &Report, threshold: f64) -> String {
     let m = &r.machine;
     let load = |l: Option<f64>| l.map_or("n/a".into(), |v| format!("{v:.2}"));
+    let busy = |b: Option<f64>| b.map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0));
     let mut s = format!(
-        "# Benchmark report\n\n{} · commit {} · {}{}\n\nMachine: {} ({} cores), {}, {}. Load average (1 min) before {}, after {}.\n\n",
+        "# Benchmark report\n\n{} · commit {} · {}{}\n\nMachine: {} ({} cores), {}, {}. CPU busy (other processes) before {}, after {}; load average (1 min) before {}, after {}.\n\n",
         r.date,
         r.commit,
         if r.quick { "quick mode" } else { "full mode" },
@@ -336,11 +362,13 @@ fn markdown(r: &Report, threshold: f64) -> String {
         m.cores,
         m.os,
         m.rustc,
+        busy(m.busy_before),
+        busy(m.busy_after),
         load(m.load_before),
         load(m.load_after),
     );
     if !m.idle {
-        s += "**WARNING: the machine was not idle when the run started (load average >= 0.5): other work inflates these figures, often several times. Re-run on an idle machine before comparing.**\n\n";
+        s += "**WARNING: the machine was not idle (10% or more of the CPU busy with other work before or after the benchmarks): other work inflates these figures, often several times. Re-run on an idle machine before comparing.**\n\n";
     }
     if !r.regressions.is_empty() {
         s += &format!(
@@ -403,6 +431,28 @@ fn target_dir(root: &Path) -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(|d| root.join(d))
         .unwrap_or_else(|| root.join("target"))
+}
+
+/// The fraction of CPU time (all cores) spent busy over the next two seconds, from
+/// `/proc/stat`; `None` off Linux.
+fn busy_fraction() -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let idle = cpu.get(3)? + cpu.get(4).unwrap_or(&0); // idle + iowait
+        Some((cpu.iter().sum(), idle))
+    }
+    let (total0, idle0) = sample()?;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (total1, idle1) = sample()?;
+    let total = total1.saturating_sub(total0).max(1);
+    Some(1.0 - idle1.saturating_sub(idle0) as f64 / total as f64)
 }
 
 fn load_average() -> Option<f64> {
@@ -537,6 +587,8 @@ mod tests {
                 rustc: String::new(),
                 load_before: Some(1.5),
                 load_after: None,
+                busy_before: Some(0.4),
+                busy_after: None,
                 idle: false,
             },
             benchmarks: base,

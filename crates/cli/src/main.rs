@@ -1,7 +1,7 @@
 //! `mixtrain`: train, evaluate and fetch data. Parsing and printing only; the work is done by
 //! the library crates.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -134,17 +134,8 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct EvalArgs {
-    /// A model of the zoo.
-    #[arg(long)]
-    model: String,
-    /// Weights: safetensors in PyTorch layout.
-    #[arg(long)]
-    weights: PathBuf,
-    #[arg(long)]
-    dataset: String,
-    /// Evaluate the first N test images only.
-    #[arg(long)]
-    limit: Option<usize>,
+    #[command(flatten)]
+    test: TestArgs,
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
     /// Also verify robustness in an L_inf ball of this radius (pixel units) and report
@@ -160,10 +151,6 @@ struct EvalArgs {
     /// Points per bound computation (symbolic bounds hold a d_in x d matrix per point).
     #[arg(long, default_value_t = 20)]
     bound_batch_size: usize,
-    #[arg(long, default_value = "flex")]
-    backend: String,
-    #[arg(long)]
-    device: Option<usize>,
     /// Also attack every point in the --eps ball and report `<attack>_acc` (e.g. `pgd_acc`):
     /// fgsm, pgd or interval.
     #[arg(long, requires = "eps")]
@@ -173,8 +160,6 @@ struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    data: DataArgs,
 }
 
 /// How an attack runs. Defaults follow MIXTRAIN.md: on MNIST 40 steps of 0.01, elsewhere 20
@@ -253,14 +238,8 @@ impl AttackOpts {
 
 #[derive(Args)]
 struct AttackArgs {
-    /// A model of the zoo.
-    #[arg(long)]
-    model: String,
-    /// Weights: safetensors in PyTorch layout.
-    #[arg(long)]
-    weights: PathBuf,
-    #[arg(long)]
-    dataset: String,
+    #[command(flatten)]
+    test: TestArgs,
     /// L_inf radius of the attack (pixel units).
     #[arg(long)]
     eps: f64,
@@ -272,24 +251,73 @@ struct AttackArgs {
     /// The box inputs stay in: unit ([0,1]) or image (each image's own min and max pixel).
     #[arg(long, default_value = "unit")]
     input_domain: String,
-    /// Attack the first N test images only.
-    #[arg(long)]
-    limit: Option<usize>,
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
     /// Save the adversarial examples found (safetensors: images, indices, labels,
     /// predictions).
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A network of the zoo with its weights, the test split of a dataset, and where to run.
+#[derive(Args)]
+struct TestArgs {
+    /// A model of the zoo.
+    #[arg(long)]
+    model: String,
+    /// Weights: safetensors in PyTorch layout.
+    #[arg(long)]
+    weights: PathBuf,
+    #[arg(long)]
+    dataset: String,
+    /// Use the first N test images only.
+    #[arg(long)]
+    limit: Option<usize>,
     #[arg(long, default_value = "flex")]
     backend: String,
     #[arg(long)]
     device: Option<usize>,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     data: DataArgs,
+}
+
+impl TestArgs {
+    /// The backend and device, the network with its weights, and the test images, shapes
+    /// checked.
+    fn load(&self) -> Result<(Backend, Device, Network, ImageSet)> {
+        let (backend, device) = parse_backend(&self.backend, self.device)?;
+        let arch = zoo::architecture(&self.model)?;
+        let net = Network::load_safetensors(&arch, &self.weights, &device)?;
+        let dir = self.data.dir();
+        let manifest = mixtrain_data::ensure(&self.dataset, &dir, self.data.mirror().as_deref())?;
+        let mut set = manifest.load(Split::Test, &dir)?;
+        if let Some(limit) = self.limit {
+            set = set.take(limit);
+        }
+        if set.shape() != arch.input {
+            bail!(
+                "model {} takes inputs {:?}, dataset {} has {:?}",
+                arch.name,
+                arch.input,
+                self.dataset,
+                set.shape()
+            );
+        }
+        Ok((backend, device, net, set))
+    }
+
+    /// `model`, `dataset`, `weights` and `backend` for a JSON report.
+    fn describe(&self, backend: Backend) -> serde_json::Value {
+        serde_json::json!({
+            "model": self.model,
+            "dataset": self.dataset,
+            "weights": self.weights,
+            "backend": backend.name(),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -439,35 +467,6 @@ fn toml_value(v: &str) -> String {
     }
 }
 
-/// `model` with `weights`, and the first `limit` test images of `dataset`, shapes checked.
-fn load_test(
-    model: &str,
-    weights: &Path,
-    dataset: &str,
-    limit: Option<usize>,
-    data: &DataArgs,
-    device: &Device,
-) -> Result<(Network, ImageSet)> {
-    let arch = zoo::architecture(model)?;
-    let net = Network::load_safetensors(&arch, weights, device)?;
-    let dir = data.dir();
-    let manifest = mixtrain_data::ensure(dataset, &dir, data.mirror().as_deref())?;
-    let mut set = manifest.load(Split::Test, &dir)?;
-    if let Some(limit) = limit {
-        set = set.take(limit);
-    }
-    if set.shape() != arch.input {
-        bail!(
-            "model {} takes inputs {:?}, dataset {} has {:?}",
-            arch.name,
-            arch.input,
-            dataset,
-            set.shape()
-        );
-    }
-    Ok((net, set))
-}
-
 /// Adds every field of `extra` (an object) to `obj`.
 fn extend(obj: &mut serde_json::Value, extra: serde_json::Value) {
     if let (Some(o), serde_json::Value::Object(e)) = (obj.as_object_mut(), extra) {
@@ -476,15 +475,7 @@ fn extend(obj: &mut serde_json::Value, extra: serde_json::Value) {
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
-    let (backend, device) = parse_backend(&args.backend, args.device)?;
-    let (net, set) = load_test(
-        &args.model,
-        &args.weights,
-        &args.dataset,
-        args.limit,
-        &args.data,
-        &device,
-    )?;
+    let (backend, device, net, set) = args.test.load()?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
@@ -511,9 +502,9 @@ fn eval(args: EvalArgs) -> Result<()> {
     let attacked = match (&args.attack, args.eps) {
         (Some(name), Some(eps)) => {
             device.seed(args.attack_opts.seed);
-            let (attack, _, _) = args
-                .attack_opts
-                .build(name, eps, &args.dataset, input_domain)?;
+            let (attack, _, _) =
+                args.attack_opts
+                    .build(name, eps, &args.test.dataset, input_domain)?;
             let result =
                 mixtrain_train::attack(&net, &set, &*attack, args.batch_size, &device, None)?;
             Some((name.clone(), result))
@@ -544,21 +535,13 @@ fn eval(args: EvalArgs) -> Result<()> {
                 }),
             );
         }
-        extend(
-            &mut obj,
-            serde_json::json!({
-                "model": args.model,
-                "dataset": args.dataset,
-                "weights": args.weights,
-                "backend": backend.name(),
-            }),
-        );
+        extend(&mut obj, args.test.describe(backend));
         println!("{obj}");
     } else {
         println!(
             "{} on {} ({} test images): clean accuracy {:.2}% in {:.2} s",
-            args.model,
-            args.dataset,
+            args.test.model,
+            args.test.dataset,
             result.n,
             100.0 * result.clean_acc,
             result.seconds
@@ -585,22 +568,15 @@ fn eval(args: EvalArgs) -> Result<()> {
 }
 
 fn attack(args: AttackArgs) -> Result<()> {
-    let (backend, device) = parse_backend(&args.backend, args.device)?;
-    let (net, set) = load_test(
-        &args.model,
-        &args.weights,
-        &args.dataset,
-        args.limit,
-        &args.data,
-        &device,
-    )?;
+    let (backend, device, net, set) = args.test.load()?;
+    let test = &args.test;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
     let input_domain: InputDomain = args.input_domain.parse()?;
     let opts = &args.attack_opts;
     let (attack, steps, step_size) =
-        opts.build(&args.attack, args.eps, &args.dataset, input_domain)?;
+        opts.build(&args.attack, args.eps, &test.dataset, input_domain)?;
     device.seed(opts.seed);
     let mut examples = args.save.as_ref().map(|_| Examples::default());
     let result = mixtrain_train::attack(
@@ -613,8 +589,8 @@ fn attack(args: AttackArgs) -> Result<()> {
     )?;
     if let (Some(path), Some(examples)) = (&args.save, &examples) {
         let meta = [
-            ("model", args.model.clone()),
-            ("dataset", args.dataset.clone()),
+            ("model", test.model.clone()),
+            ("dataset", test.dataset.clone()),
             ("attack", args.attack.clone()),
             ("eps", args.eps.to_string()),
         ];
@@ -635,12 +611,9 @@ fn attack(args: AttackArgs) -> Result<()> {
                 "restarts": opts.restarts,
                 "loss": opts.loss,
                 "input_domain": args.input_domain,
-                "model": args.model,
-                "dataset": args.dataset,
-                "weights": args.weights,
-                "backend": backend.name(),
             }),
         );
+        extend(&mut obj, test.describe(backend));
         if let (Some(path), Some(examples)) = (&args.save, &examples) {
             extend(
                 &mut obj,
@@ -651,8 +624,8 @@ fn attack(args: AttackArgs) -> Result<()> {
     } else {
         println!(
             "{} on {} ({} test images), {} at eps {}: clean accuracy {:.2}%, robust accuracy {:.2}% in {:.2} s",
-            args.model,
-            args.dataset,
+            test.model,
+            test.dataset,
             result.n,
             args.attack,
             args.eps,

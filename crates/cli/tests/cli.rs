@@ -400,8 +400,8 @@ fn attacks_report_json_and_save_examples_that_fool_the_network() {
     assert!(pgd_acc <= v["clean_acc"].as_f64().unwrap());
     assert!(pgd_acc >= v["verified_acc"].as_f64().unwrap());
 
-    fails_with(
-        &[
+    for (flag, bad) in [("--attack", "cw"), ("--loss", "hinge")] {
+        let base = [
             "attack",
             "--model",
             "mnist_small",
@@ -409,27 +409,9 @@ fn attacks_report_json_and_save_examples_that_fool_the_network() {
             "mnist",
             "--eps",
             "0.1",
-            "--attack",
-            "cw",
-            "--weights",
-            weights.to_str().unwrap(),
-        ],
-        "cw",
-    );
-    fails_with(
-        &[
-            "attack",
-            "--model",
-            "mnist_small",
-            "--dataset",
-            "mnist",
-            "--eps",
-            "0.1",
-            "--loss",
-            "hinge",
-            "--weights",
-            weights.to_str().unwrap(),
-        ],
-        "hinge",
-    );
+        ];
+        let mut args = base.to_vec();
+        args.extend([flag, bad, "--weights", weights.to_str().unwrap()]);
+        fails_with(&args, bad);
+    }
 }
