@@ -18,13 +18,15 @@ use serde::{Deserialize, Serialize};
 /// Flags of `cargo xtask bench`.
 pub struct Options {
     pub quick: bool,
+    /// Run the criterion benches (`--epoch-only` turns them off).
+    pub benches: bool,
     /// A previous `report.json`.
     pub baseline: Option<PathBuf>,
     /// A git ref whose `bench/baseline.json` is the baseline.
     pub baseline_ref: Option<String>,
     /// Slower than the baseline by more than this fraction: a regression.
     pub threshold: f64,
-    /// `mnist`: also time one training epoch per method.
+    /// `mnist` or `cifar`: also time one training epoch per method.
     pub epoch: Option<String>,
 }
 
@@ -78,11 +80,14 @@ pub struct Entry {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochEntry {
+    pub dataset: String,
     pub method: String,
+    /// Training images of the timed epoch.
     pub images: usize,
     pub seconds: f64,
-    /// Seconds scaled to an epoch of 60,000 images (the peers' unit).
-    pub seconds_per_60k: f64,
+    /// Seconds scaled to an epoch of `scaled_to` images (the peers' unit).
+    pub seconds_scaled: f64,
+    pub scaled_to: usize,
     /// PyTorch peers on the same machine (from the issue), seconds per 60,000 images.
     pub peer: Option<String>,
 }
@@ -104,28 +109,40 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
         bench.env("MIXTRAIN_BENCH_QUICK", "1");
     }
     // build first: a build's own load must not count as another process's
-    let status = Command::new(&cargo)
-        .current_dir(root)
-        .args(["bench", "--workspace", "--bench", "*", "--no-run"])
-        .status()
-        .context("building the benches")?;
-    if !status.success() {
-        bail!("building the benches failed ({status})");
+    if opts.benches {
+        let status = Command::new(&cargo)
+            .current_dir(root)
+            .args(["bench", "--workspace", "--bench", "*", "--no-run"])
+            .status()
+            .context("building the benches")?;
+        if !status.success() {
+            bail!("building the benches failed ({status})");
+        }
     }
     let busy_before = busy_fraction();
     let load_before = load_average();
-    let status = bench.status().context("running cargo bench")?;
-    if !status.success() {
-        bail!("cargo bench failed ({status})");
+    if opts.benches {
+        let status = bench.status().context("running cargo bench")?;
+        if !status.success() {
+            bail!("cargo bench failed ({status})");
+        }
     }
     let epochs = match opts.epoch.as_deref() {
         None => Vec::new(),
-        Some("mnist") => epochs(root, &cargo, opts.quick)?,
-        Some(other) => bail!("--epoch {other}: only mnist is timed"),
+        Some(name) => {
+            let Some(set) = EPOCH_SETS.iter().find(|s| s.name == name) else {
+                bail!("--epoch {name}: expected mnist or cifar");
+            };
+            epochs(root, &cargo, set, opts.quick)?
+        }
     };
     let load_after = load_average();
     let busy_after = busy_fraction();
-    let mut benchmarks = collect(&target.join("criterion"), &meta_dir)?;
+    let mut benchmarks = if opts.benches {
+        collect(&target.join("criterion"), &meta_dir)?
+    } else {
+        Vec::new()
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // idle: less than a tenth of the CPU busy, measured over two seconds before and after
     let idle = [busy_before, busy_after]
@@ -237,17 +254,50 @@ fn collect(criterion: &Path, meta_dir: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// `(method label, train flags, PyTorch peer figure)`. CROWN-IBP's cost is that of its ramp
-/// (beta = 1 - progress > 0 runs the CROWN pass), so its epoch keeps beta near 1 with a ramp of
-/// 1000 epochs; the others train at the full eps from the first step.
-const EPOCH_METHODS: [(&str, &[&str], &str); 6] = [
-    ("natural", &["--method", "natural"], "2.1"),
-    ("pgd (PGD-10)", &["--method", "pgd"], "19"),
-    (
-        "ibp",
-        &["--method", "ibp"],
-        "6.2 (plain), 10.5 (auto_LiRPA)",
-    ),
+/// A dataset whose epoch `--epoch` times: the preset, the images of a quick epoch, the epoch
+/// the peers' figures are for, and those figures (seconds, same machine, PyTorch 2.8 on 2
+/// threads), one per entry of [`EPOCH_METHODS`].
+struct EpochSet {
+    name: &'static str,
+    preset: &'static str,
+    quick_images: usize,
+    scaled_to: usize,
+    peers: [&'static str; 6],
+}
+
+const EPOCH_SETS: [EpochSet; 2] = [
+    EpochSet {
+        name: "mnist",
+        preset: "mnist",
+        quick_images: 5_000,
+        scaled_to: 60_000,
+        peers: [
+            "2.1",
+            "19",
+            "6.2 (plain), 10.5 (auto_LiRPA)",
+            "65 (auto_LiRPA)",
+            "",
+            "283 (authors' library); CROWN k=5 121 (auto_LiRPA)",
+        ],
+    },
+    // the trainer falls back to the CIFAR-10 sample (3,900 training images here) without the
+    // full set; the peers' epoch is 1000 batches of 50
+    EpochSet {
+        name: "cifar",
+        preset: "cifar",
+        quick_images: 2_000,
+        scaled_to: 50_000,
+        peers: ["2.8", "25", "7.4", "79", "", "1,805 (authors' library)"],
+    },
+];
+
+/// `(method label, train flags)`. CROWN-IBP's cost is that of its ramp (beta = 1 - progress > 0
+/// runs the CROWN pass), so its epoch keeps beta near 1 with a ramp of 1000 epochs; the others
+/// train at the full eps from the first step.
+const EPOCH_METHODS: [(&str, &[&str]); 6] = [
+    ("natural", &["--method", "natural"]),
+    ("pgd (PGD-10)", &["--method", "pgd"]),
+    ("ibp", &["--method", "ibp"]),
     (
         "crown-ibp",
         &[
@@ -256,19 +306,15 @@ const EPOCH_METHODS: [(&str, &[&str], &str); 6] = [
             "--set",
             "eps_schedule.ramp_epochs=1000.0",
         ],
-        "65 (auto_LiRPA)",
     ),
-    ("mixtrain k=1", &["--method", "mixtrain", "--k", "1"], ""),
-    (
-        "mixtrain k=5",
-        &["--method", "mixtrain", "--k", "5"],
-        "283 (authors' library); CROWN k=5 121 (auto_LiRPA)",
-    ),
+    ("mixtrain k=1", &["--method", "mixtrain", "--k", "1"]),
+    ("mixtrain k=5", &["--method", "mixtrain", "--k", "5"]),
 ];
 
-/// One epoch of each method on real MNIST (batch 50, eps 0.1 from the first step), through the
-/// release binary; `quick` trains on 5,000 images and scales.
-fn epochs(root: &Path, cargo: &str, quick: bool) -> Result<Vec<EpochEntry>> {
+/// One epoch of each method on `set` (its preset's model, batch and eps, eps in full from the
+/// first step, no warm-up, PGD-10), through the release binary; `quick` trains on fewer images.
+/// Seconds are scaled by the training images the run reports.
+fn epochs(root: &Path, cargo: &str, set: &EpochSet, quick: bool) -> Result<Vec<EpochEntry>> {
     let status = Command::new(cargo)
         .current_dir(root)
         .args(["build", "--release", "--quiet", "-p", "mixtrain-cli"])
@@ -278,31 +324,34 @@ fn epochs(root: &Path, cargo: &str, quick: bool) -> Result<Vec<EpochEntry>> {
         bail!("building mixtrain failed ({status})");
     }
     let binary = target_dir(root).join("release/mixtrain");
-    let images = if quick { 5_000 } else { 60_000 };
-    let runs = target_dir(root).join("bench-epoch");
+    let runs = target_dir(root).join("bench-epoch").join(set.name);
     let mut out = Vec::new();
-    for (label, flags, peer) in EPOCH_METHODS {
+    for ((label, flags), peer) in EPOCH_METHODS.into_iter().zip(set.peers) {
         let dir = runs.join(label.replace([' ', '(', ')', '='], ""));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        let start = Instant::now();
-        let status = Command::new(&binary)
+        let mut train = Command::new(&binary);
+        train
             .current_dir(root)
-            .args(["train", "--preset", "mnist", "--epochs", "1", "--quiet"])
+            .args(["train", "--preset", set.preset, "--epochs", "1", "--quiet"])
             .args(["--val-size", "100", "--test-limit", "100"])
-            .args(["--train-limit", &(images + 100).to_string()])
+            .args(["--set", "eps_schedule.warmup_epochs=0"])
             .args(["--set", "eps_schedule.ramp_epochs=0.0"])
+            .args(["--set", "pgd.steps=10"])
             .args(["--set", "final_eval.pgd_steps=0"])
             .args(["--set", "final_eval.domain=\"interval\""])
             .args(flags)
             .arg("--out")
             .arg(&dir)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .context("running mixtrain train")?;
+            .stdout(std::process::Stdio::null());
+        if quick {
+            train.args(["--train-limit", &(set.quick_images + 100).to_string()]);
+        }
+        let start = Instant::now();
+        let status = train.status().context("running mixtrain train")?;
         if !status.success() {
-            bail!("epoch of {label} failed ({status})");
+            bail!("epoch of {label} on {} failed ({status})", set.name);
         }
         let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
         let first: serde_json::Value = serde_json::from_str(
@@ -314,15 +363,22 @@ fn epochs(root: &Path, cargo: &str, quick: bool) -> Result<Vec<EpochEntry>> {
         let seconds = first["seconds"]
             .as_f64()
             .context("no `seconds` in metrics")?;
+        let summary: serde_json::Value = read_json(&dir.join("summary.json"))?;
+        let images = summary["train_n"]
+            .as_u64()
+            .context("no `train_n` in summary.json")? as usize;
         eprintln!(
-            "{label}: {seconds:.1} s for {images} images ({:.0} s wall)",
+            "{} {label}: {seconds:.1} s for {images} images ({:.0} s wall)",
+            set.name,
             start.elapsed().as_secs_f64()
         );
         out.push(EpochEntry {
+            dataset: set.name.into(),
             method: label.into(),
             images,
             seconds,
-            seconds_per_60k: seconds * 60_000.0 / images as f64,
+            seconds_scaled: seconds * set.scaled_to as f64 / images.max(1) as f64,
+            scaled_to: set.scaled_to,
             peer: (!peer.is_empty()).then(|| peer.to_string()),
         });
     }
@@ -377,7 +433,9 @@ fn markdown(r: &Report, threshold: f64) -> String {
             r.regressions.join(", ")
         );
     }
-    s += "| benchmark | median | spread | throughput | peak heap | GFLOP | GFLOP/s | vs baseline |\n|---|---|---|---|---|---|---|---|\n";
+    if !r.benchmarks.is_empty() {
+        s += "| benchmark | median | spread | throughput | peak heap | GFLOP | GFLOP/s | vs baseline |\n|---|---|---|---|---|---|---|---|\n";
+    }
     for e in &r.benchmarks {
         let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".into(), f);
         let mark = if r.regressions.contains(&e.id) {
@@ -399,14 +457,16 @@ fn markdown(r: &Report, threshold: f64) -> String {
         );
     }
     if !r.epochs.is_empty() {
-        s += "\n## One training epoch on MNIST (mnist_small, batch 50, eps 0.1)\n\n| method | images | seconds | s per 60k images | PyTorch peers, s per 60k (same machine) |\n|---|---|---|---|---|\n";
+        s += "\n## One training epoch (the preset's model, batch and eps)\n\n| dataset | method | images | seconds | s per epoch of the peers | PyTorch peers, s (same machine) |\n|---|---|---|---|---|---|\n";
         for e in &r.epochs {
             s += &format!(
-                "| {} | {} | {:.1} | {:.1} | {} |\n",
+                "| {} | {} | {} | {:.1} | {:.1} (of {}) | {} |\n",
+                e.dataset,
                 e.method,
                 e.images,
                 e.seconds,
-                e.seconds_per_60k,
+                e.seconds_scaled,
+                e.scaled_to,
                 e.peer.as_deref().unwrap_or("-")
             );
         }

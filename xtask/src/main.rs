@@ -7,7 +7,8 @@
 //!   mode and train with the preset. A CIFAR-10 preset falls back to `cifar10-sample` when the
 //!   full set cannot be fetched (offline, a mirror holding only the sample), and says so.
 //! - `cargo xtask bench [--quick] [--baseline FILE | --baseline-ref REF] [--threshold PCT]
-//!   [--epoch mnist]`: run the criterion benches (and time a training epoch per method) and
+//!   [--epoch mnist|cifar [--epoch-only]]`: run the criterion benches (and time a training epoch per
+//!   method) and
 //!   write `target/bench-report/report.{md,json}`; see `bench.rs`.
 //!
 //! Data lives in `MIXTRAIN_DATA`, by default `datasets/cache/` of the workspace (git-ignored).
@@ -88,7 +89,7 @@ fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
         bail!(
-            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist]"
+            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]]"
         );
     }
     let task = args.remove(0);
@@ -150,13 +151,15 @@ fn main() -> Result<()> {
 }
 
 fn run_bench(mut args: Vec<String>) -> Result<()> {
-    let quick = match args.iter().position(|a| a == "--quick") {
+    let mut switch = |name: &str| match args.iter().position(|a| a == name) {
         Some(i) => {
             args.remove(i);
             true
         }
         None => false,
     };
+    let quick = switch("--quick");
+    let epoch_only = switch("--epoch-only");
     let threshold = match take_flag(&mut args, "--threshold")? {
         Some(t) => {
             t.parse::<f64>()
@@ -167,6 +170,7 @@ fn run_bench(mut args: Vec<String>) -> Result<()> {
     };
     let opts = bench::Options {
         quick,
+        benches: !epoch_only,
         baseline: take_flag(&mut args, "--baseline")?.map(PathBuf::from),
         baseline_ref: take_flag(&mut args, "--baseline-ref")?,
         threshold,
