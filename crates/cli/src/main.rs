@@ -190,14 +190,15 @@ struct AttackOpts {
 }
 
 impl AttackOpts {
-    /// The attack `name` at `eps` on `dataset`, with its steps and step size.
+    /// The attack `name` at `eps` on `dataset`, with the PGD settings it runs (FGSM's own, the
+    /// interval attack's inner PGD) for reports.
     fn build(
         &self,
         name: &str,
         eps: f64,
         dataset: &str,
         domain: InputDomain,
-    ) -> Result<(Box<dyn Attack>, usize, f64)> {
+    ) -> Result<(Box<dyn Attack>, Pgd)> {
         let mnist = dataset.starts_with("mnist");
         let steps = self.steps.unwrap_or(if mnist { 40 } else { 20 });
         let step_size = self
@@ -213,23 +214,23 @@ impl AttackOpts {
             ..Pgd::new(eps as f32, step_size as f32, steps)
         };
         Ok(match name {
-            "fgsm" => (
-                Box::new(Pgd {
-                    restarts: 1,
+            // FGSM keeps the loss and the input domain asked for; steps and restarts are its own
+            "fgsm" => {
+                let fgsm = Pgd {
+                    loss: pgd.loss,
+                    domain,
                     ..Pgd::fgsm(eps as f32)
-                }),
-                1,
-                eps,
-            ),
-            "pgd" => (Box::new(pgd), steps, step_size),
+                };
+                (Box::new(fgsm), fgsm)
+            }
+            "pgd" => (Box::new(pgd), pgd),
             "interval" => (
                 Box::new(IntervalAttack {
                     estep: self.estep as f32,
                     interval_steps: self.interval_steps,
                     ..IntervalAttack::new(pgd)
                 }),
-                steps,
-                step_size,
+                pgd,
             ),
             _ => bail!("unknown attack {name:?}: expected fgsm, pgd or interval"),
         })
@@ -502,7 +503,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     let attacked = match (&args.attack, args.eps) {
         (Some(name), Some(eps)) => {
             device.seed(args.attack_opts.seed);
-            let (attack, _, _) =
+            let (attack, _) =
                 args.attack_opts
                     .build(name, eps, &args.test.dataset, input_domain)?;
             let result =
@@ -575,8 +576,8 @@ fn attack(args: AttackArgs) -> Result<()> {
     }
     let input_domain: InputDomain = args.input_domain.parse()?;
     let opts = &args.attack_opts;
-    let (attack, steps, step_size) =
-        opts.build(&args.attack, args.eps, &test.dataset, input_domain)?;
+    // `settings`: the (inner) PGD the attack runs, as reported
+    let (attack, settings) = opts.build(&args.attack, args.eps, &test.dataset, input_domain)?;
     device.seed(opts.seed);
     let mut examples = args.save.as_ref().map(|_| Examples::default());
     let result = mixtrain_train::attack(
@@ -606,10 +607,11 @@ fn attack(args: AttackArgs) -> Result<()> {
             serde_json::json!({
                 "attack": args.attack,
                 "eps": args.eps,
-                "steps": steps,
-                "step_size": step_size,
-                "restarts": opts.restarts,
-                "loss": opts.loss,
+                "steps": settings.steps,
+                // f32 inside: rounded back to what was asked for
+                "step_size": (f64::from(settings.step_size) * 1e6).round() / 1e6,
+                "restarts": settings.restarts,
+                "loss": settings.loss.name(),
                 "input_domain": args.input_domain,
             }),
         );

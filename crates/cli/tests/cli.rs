@@ -317,7 +317,22 @@ fn attacks_report_json_and_save_examples_that_fool_the_network() {
         assert!(v["seconds"].as_f64().unwrap() > 0.0);
         v
     };
-    attack("fgsm", &[]);
+    let fgsm = attack("fgsm", &["--restarts", "3", "--loss", "margin"]);
+    // FGSM is one step of eps from the clean point, whatever PGD's flags say; the loss is kept
+    assert_eq!(
+        (
+            &fgsm["steps"],
+            &fgsm["restarts"],
+            &fgsm["step_size"],
+            &fgsm["loss"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(0.15),
+            &serde_json::json!("margin")
+        )
+    );
     attack("interval", &["--interval-steps", "1"]);
     let pgd = attack("pgd", &["--save", saved.to_str().unwrap()]);
     let (clean, robust) = (
