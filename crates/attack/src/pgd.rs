@@ -60,16 +60,40 @@ impl Pgd {
         mut frozen: Tensor<1, Bool>,
     ) -> (Tensor<4>, Tensor<1, Bool>) {
         for _ in 0..self.steps {
-            let (grad, wrong) = target.gradient(points.clone(), self.loss);
+            let (grad, logits) = target.gradient(points.clone(), self.loss);
             let next = target.project(points.clone() + grad.sign() * self.step_size);
             points = if self.early_stop {
-                frozen = frozen.bool_or(wrong);
+                frozen = frozen.bool_or(target.misclassified(logits));
                 target.keep(&frozen, next, points)
             } else {
                 next
             };
         }
         (points, frozen)
+    }
+
+    /// The inner maximisation of adversarial training: one run of all `steps` steps from a
+    /// random start (or `x`) for every point, nothing else. [`Attack::run`] is the evaluation
+    /// protocol (restarts, early stop, the clean check and the final one), whose forward passes
+    /// a training step does not need.
+    pub fn perturb(
+        &self,
+        net: &Network,
+        x: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Result<Tensor<4>, BoundsError> {
+        let target = Target::new(net, x, labels, self.eps, self.domain)?;
+        let start = if self.random_start {
+            target.random_point()
+        } else {
+            target.x.clone()
+        };
+        let none = Tensor::<1, Int>::zeros([target.len()], &start.device()).bool();
+        let all_steps = Pgd {
+            early_stop: false,
+            ..*self
+        };
+        Ok(all_steps.ascend(&target, start, none).0)
     }
 }
 
@@ -100,14 +124,13 @@ mod tests {
     fn ascends_to_the_corner_of_the_clipped_ball() {
         let device = Device::flex();
         let net = sum_classifier(0.0, &device);
-        let pgd = Pgd {
-            early_stop: false,
-            ..Pgd::new(0.1, 0.04, 5)
-        };
         // the loss of class 1 grows as the pixel sum falls: every pixel goes to x - eps, clipped
+        // (the training path: all steps, no checks)
         let x = image([0.3, 0.5, 0.95, 0.0], &device);
-        let found = pgd.run(&net, x, labels(&[1], &device)).unwrap();
-        assert_eq!(pixels(found.points), [0.2, 0.4, 0.85, 0.0]);
+        let points = Pgd::new(0.1, 0.04, 5)
+            .perturb(&net, x, labels(&[1], &device))
+            .unwrap();
+        assert_eq!(pixels(points), [0.2, 0.4, 0.85, 0.0]);
     }
 
     #[test]

@@ -74,18 +74,23 @@ impl Target {
         misclassified(self.plain.forward(points), &self.labels)
     }
 
-    /// The gradient of `loss` (summed over the batch) with respect to `points`, and which of
-    /// them are misclassified (from the same forward pass).
-    pub fn gradient(&self, points: Tensor<4>, loss: AttackLoss) -> (Tensor<4>, Tensor<1, Bool>) {
+    /// The gradient of `loss` (summed over the batch) with respect to `points`, and the logits
+    /// of that forward pass (without autodiff) for whoever needs to know what is misclassified.
+    pub fn gradient(&self, points: Tensor<4>, loss: AttackLoss) -> (Tensor<4>, Tensor<2>) {
         let tracked = points.autodiff().require_grad();
         let logits = self.frozen.forward(tracked.clone());
-        let wrong = misclassified(logits.clone().inner(), &self.labels);
+        let plain = logits.clone().inner();
         let grads = loss.value(logits, self.labels_ad.clone()).sum().backward();
         let grad = tracked
             .grad(&grads)
             .expect("the input requires a gradient")
             .inner();
-        (grad, wrong)
+        (grad, plain)
+    }
+
+    /// `[n]`: which rows of `logits` are not the label.
+    pub fn misclassified(&self, logits: Tensor<2>) -> Tensor<1, Bool> {
+        misclassified(logits, &self.labels)
     }
 
     /// `next`, except `current` where `keep` holds.

@@ -1,7 +1,7 @@
 //! One training step's loss, per method.
 
 use burn::tensor::{Int, Tensor, TensorData};
-use mixtrain_attack::{Attack, Pgd};
+use mixtrain_attack::Pgd;
 use mixtrain_bounds::{DomainKind, InputDomain, InputSet, interval_and_crown};
 use mixtrain_loss::{Mix, Sra, cross_entropy, interpolate, robust_cross_entropy};
 use mixtrain_nn::Network;
@@ -55,10 +55,9 @@ pub(crate) fn terms(
             let step_size = config.pgd.step_size.unwrap_or(2.5 * ctx.eps / steps as f64);
             let pgd = Pgd {
                 random_start: config.pgd.random_start,
-                early_stop: false,
                 ..Pgd::new(eps, step_size as f32, steps)
             };
-            pgd.run(model, x, y.clone())?.points
+            pgd.perturb(model, x, y.clone())?
         } else {
             x
         };
