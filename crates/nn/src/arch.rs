@@ -29,23 +29,135 @@ pub enum LayerSpec {
     Relu,
     /// NCHW to `[n, c*h*w]`, channel-major (PyTorch's `flatten`).
     Flatten,
+    /// Square average pooling without padding (`kernel`, `stride`): a fixed linear map.
+    AvgPool2d { kernel: usize, stride: usize },
+    /// Batch normalisation over channels, always applied as its evaluation-mode affine map
+    /// `(x - running_mean) / sqrt(running_var + eps) * weight + bias`. Training refreshes the
+    /// running statistics from the clean inputs before each step (`momentum`) and uses them as
+    /// constants, so the map every bound sees is the map the network computes.
+    BatchNorm2d {
+        name: String,
+        channels: usize,
+        #[serde(default = "default_bn_eps")]
+        eps: f32,
+        #[serde(default = "default_bn_momentum")]
+        momentum: f32,
+    },
+    /// `path(x) + skip(x)`: a residual block. `skip` is the identity, or a projection
+    /// convolution where the path changes the shape. The ReLU after the sum is the next layer.
+    Residual {
+        path: Vec<LayerSpec>,
+        #[serde(default)]
+        skip: Option<Box<LayerSpec>>,
+    },
+}
+
+fn default_bn_eps() -> f32 {
+    1e-5
+}
+
+fn default_bn_momentum() -> f32 {
+    0.1
 }
 
 impl LayerSpec {
-    /// The parameter-name prefix of an affine layer.
+    /// The parameter-name prefix of a layer with parameters.
     pub fn name(&self) -> Option<&str> {
         match self {
-            LayerSpec::Conv2d { name, .. } | LayerSpec::Linear { name, .. } => Some(name),
+            LayerSpec::Conv2d { name, .. }
+            | LayerSpec::Linear { name, .. }
+            | LayerSpec::BatchNorm2d { name, .. } => Some(name),
             _ => None,
         }
     }
 
     fn describe(&self, index: usize) -> String {
         match self {
-            LayerSpec::Conv2d { name, .. } | LayerSpec::Linear { name, .. } => name.clone(),
+            LayerSpec::Conv2d { name, .. }
+            | LayerSpec::Linear { name, .. }
+            | LayerSpec::BatchNorm2d { name, .. } => name.clone(),
             LayerSpec::Normalize { .. } => format!("#{index} (normalize)"),
             LayerSpec::Relu => format!("#{index} (relu)"),
             LayerSpec::Flatten => format!("#{index} (flatten)"),
+            LayerSpec::AvgPool2d { .. } => format!("#{index} (avg_pool2d)"),
+            LayerSpec::Residual { .. } => format!("#{index} (residual)"),
+        }
+    }
+
+    /// This layer's named tensors in PyTorch's layout, `(name, shape)`, in a fixed order;
+    /// a block's come in path order, then its skip's.
+    fn tensors(&self, out: &mut Vec<(String, Vec<usize>)>) {
+        match self {
+            LayerSpec::Conv2d {
+                name,
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => {
+                out.push((
+                    format!("{name}.weight"),
+                    vec![*out_channels, *in_channels, *kernel, *kernel],
+                ));
+                out.push((format!("{name}.bias"), vec![*out_channels]));
+            }
+            LayerSpec::Linear {
+                name,
+                in_features,
+                out_features,
+            } => {
+                out.push((format!("{name}.weight"), vec![*out_features, *in_features]));
+                out.push((format!("{name}.bias"), vec![*out_features]));
+            }
+            LayerSpec::BatchNorm2d { name, channels, .. } => {
+                for t in ["weight", "bias", "running_mean", "running_var"] {
+                    out.push((format!("{name}.{t}"), vec![*channels]));
+                }
+            }
+            LayerSpec::Residual { path, skip } => {
+                for l in path.iter().chain(skip.as_deref()) {
+                    l.tensors(out);
+                }
+            }
+            LayerSpec::Normalize { .. }
+            | LayerSpec::Relu
+            | LayerSpec::Flatten
+            | LayerSpec::AvgPool2d { .. } => {}
+        }
+    }
+
+    /// Multiply-accumulates of one input through this layer, given its output shape.
+    fn macs(&self, input: ActShape, output: ActShape, arch: &Architecture) -> u64 {
+        match (self, output) {
+            (
+                LayerSpec::Conv2d {
+                    in_channels,
+                    kernel,
+                    ..
+                },
+                ActShape::Image([c, h, w]),
+            ) => (c * h * w * in_channels * kernel * kernel) as u64,
+            (
+                LayerSpec::Linear {
+                    in_features,
+                    out_features,
+                    ..
+                },
+                _,
+            ) => (in_features * out_features) as u64,
+            (LayerSpec::Residual { path, skip }, _) => {
+                let mut shape = input;
+                let mut total = 0;
+                for l in path {
+                    let next = arch
+                        .layer_shape(l, shape)
+                        .expect("checked by Architecture::check");
+                    total += l.macs(shape, next, arch);
+                    shape = next;
+                }
+                total + skip.as_deref().map_or(0, |s| s.macs(input, output, arch))
+            }
+            _ => 0,
         }
     }
 }
@@ -67,134 +179,195 @@ pub enum ActShape {
     Flat(usize),
 }
 
+impl ActShape {
+    pub fn features(self) -> usize {
+        match self {
+            ActShape::Image([c, h, w]) => c * h * w,
+            ActShape::Flat(d) => d,
+        }
+    }
+}
+
+/// A shape error: the layer it is about (named if it has a name) and what is wrong.
+type ShapeError = (String, String);
+
+/// Every layer with a name, depth first.
+fn named(layers: &[LayerSpec], out: &mut Vec<(usize, LayerSpec)>) {
+    for (i, l) in layers.iter().enumerate() {
+        if l.name().is_some() {
+            out.push((i, l.clone()));
+        }
+        if let LayerSpec::Residual { path, skip } = l {
+            named(path, out);
+            if let Some(s) = skip.as_deref().filter(|s| s.name().is_some()) {
+                out.push((i, s.clone()));
+            }
+        }
+    }
+}
+
 impl Architecture {
-    /// Checks that every layer fits the shape it receives and that the output has `classes`
-    /// values; returns the shape after each layer.
+    /// Checks that every layer fits the shape it receives, that layer names are unique, and
+    /// that the output has `classes` values; returns the shape after each top-level layer.
     pub fn check(&self) -> Result<Vec<ActShape>, NnError> {
-        let err = |i: usize, l: &LayerSpec, message: String| NnError::Architecture {
+        let err = |(layer, message): ShapeError| NnError::Architecture {
             model: self.name.clone(),
-            layer: l.describe(i),
+            layer,
             message,
         };
+        let mut all = Vec::new();
+        named(&self.layers, &mut all);
+        let mut names = std::collections::HashSet::new();
+        for (i, layer) in &all {
+            let name = layer.name().unwrap_or_default();
+            if name.is_empty() || !names.insert(name.to_string()) {
+                return Err(err((
+                    layer.describe(*i),
+                    "layer names must be unique and non-empty".into(),
+                )));
+            }
+        }
         let mut shape = ActShape::Image(self.input);
         let mut shapes = Vec::with_capacity(self.layers.len());
-        let mut names = std::collections::HashSet::new();
         for (i, layer) in self.layers.iter().enumerate() {
-            if let Some(name) = layer.name()
-                && (name.is_empty() || !names.insert(name.to_string()))
-            {
-                return Err(err(
-                    i,
-                    layer,
-                    "affine layer names must be unique and non-empty".into(),
-                ));
-            }
-            shape = match (layer, shape) {
-                (LayerSpec::Normalize { mean, std }, ActShape::Image([c, h, w])) => {
-                    if mean.len() != c || std.len() != c {
-                        return Err(err(
-                            i,
-                            layer,
-                            format!(
-                                "needs {c} means and stds, has {} and {}",
-                                mean.len(),
-                                std.len()
-                            ),
-                        ));
-                    }
-                    if std.iter().any(|s| !(s.is_finite() && *s > 0.0))
-                        || mean.iter().any(|m| !m.is_finite())
-                    {
-                        return Err(err(
-                            i,
-                            layer,
-                            "stds must be finite and positive, means finite".into(),
-                        ));
-                    }
-                    ActShape::Image([c, h, w])
-                }
-                (
-                    LayerSpec::Conv2d {
-                        in_channels,
-                        out_channels,
-                        kernel,
-                        stride,
-                        padding,
-                        ..
-                    },
-                    ActShape::Image([c, h, w]),
-                ) => {
-                    if *in_channels != c {
-                        return Err(err(
-                            i,
-                            layer,
-                            format!("expects {in_channels} input channels, receives {c}"),
-                        ));
-                    }
-                    if *kernel == 0 || *stride == 0 || *out_channels == 0 {
-                        return Err(err(
-                            i,
-                            layer,
-                            "kernel, stride and channels must be positive".into(),
-                        ));
-                    }
-                    if h + 2 * padding < *kernel || w + 2 * padding < *kernel {
-                        return Err(err(
-                            i,
-                            layer,
-                            format!("kernel {kernel} larger than the padded {h}x{w} input"),
-                        ));
-                    }
-                    let out = |s: usize| (s + 2 * padding - kernel) / stride + 1;
-                    ActShape::Image([*out_channels, out(h), out(w)])
-                }
-                (
-                    LayerSpec::Linear {
-                        in_features,
-                        out_features,
-                        ..
-                    },
-                    ActShape::Flat(n),
-                ) => {
-                    if *in_features != n {
-                        return Err(err(
-                            i,
-                            layer,
-                            format!("expects {in_features} inputs, receives {n}"),
-                        ));
-                    }
-                    if *out_features == 0 {
-                        return Err(err(i, layer, "needs at least one output".into()));
-                    }
-                    ActShape::Flat(*out_features)
-                }
-                (LayerSpec::Relu, s) => s,
-                (LayerSpec::Flatten, ActShape::Image([c, h, w])) => ActShape::Flat(c * h * w),
-                (LayerSpec::Linear { .. }, ActShape::Image(s)) => {
-                    return Err(err(
-                        i,
-                        layer,
-                        format!("receives an image {s:?}: add a flatten before it"),
-                    ));
-                }
-                (_, s) => {
-                    return Err(err(
-                        i,
-                        layer,
-                        format!("cannot take activations of shape {s:?}"),
-                    ));
-                }
-            };
+            shape = self
+                .layer_shape(layer, shape)
+                .map_err(|(inner, message)| err((nest(layer.describe(i), inner), message)))?;
             shapes.push(shape);
         }
         if shape != ActShape::Flat(self.classes) {
-            return Err(NnError::Architecture {
-                model: self.name.clone(),
-                layer: "output".into(),
-                message: format!("produces {shape:?}, expected {} logits", self.classes),
-            });
+            return Err(err((
+                "output".into(),
+                format!("produces {shape:?}, expected {} logits", self.classes),
+            )));
         }
         Ok(shapes)
+    }
+
+    /// The shape after `layer` given its input; an error names the innermost failing layer
+    /// (empty when it is `layer` itself).
+    fn layer_shape(&self, layer: &LayerSpec, shape: ActShape) -> Result<ActShape, ShapeError> {
+        let fail = |message: String| Err((String::new(), message));
+        Ok(match (layer, shape) {
+            (LayerSpec::Normalize { mean, std }, ActShape::Image([c, h, w])) => {
+                if mean.len() != c || std.len() != c {
+                    return fail(format!(
+                        "needs {c} means and stds, has {} and {}",
+                        mean.len(),
+                        std.len()
+                    ));
+                }
+                if std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+                    || mean.iter().any(|m| !m.is_finite())
+                {
+                    return fail("stds must be finite and positive, means finite".into());
+                }
+                ActShape::Image([c, h, w])
+            }
+            (
+                LayerSpec::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                },
+                ActShape::Image([c, h, w]),
+            ) => {
+                if *in_channels != c {
+                    return fail(format!(
+                        "expects {in_channels} input channels, receives {c}"
+                    ));
+                }
+                if *kernel == 0 || *stride == 0 || *out_channels == 0 {
+                    return fail("kernel, stride and channels must be positive".into());
+                }
+                if h + 2 * padding < *kernel || w + 2 * padding < *kernel {
+                    return fail(format!("kernel {kernel} larger than the padded {h}x{w} input"));
+                }
+                let out = |s: usize| (s + 2 * padding - kernel) / stride + 1;
+                ActShape::Image([*out_channels, out(h), out(w)])
+            }
+            (LayerSpec::AvgPool2d { kernel, stride }, ActShape::Image([c, h, w])) => {
+                if *kernel == 0 || *stride == 0 {
+                    return fail("kernel and stride must be positive".into());
+                }
+                if h < *kernel || w < *kernel {
+                    return fail(format!("kernel {kernel} larger than the {h}x{w} input"));
+                }
+                let out = |s: usize| (s - kernel) / stride + 1;
+                ActShape::Image([c, out(h), out(w)])
+            }
+            (
+                LayerSpec::BatchNorm2d {
+                    channels,
+                    eps,
+                    momentum,
+                    ..
+                },
+                ActShape::Image([c, h, w]),
+            ) => {
+                if *channels != c {
+                    return fail(format!("expects {channels} channels, receives {c}"));
+                }
+                if !(eps.is_finite() && *eps > 0.0) || !(0.0..=1.0).contains(momentum) {
+                    return fail("eps must be finite and positive, momentum in [0, 1]".into());
+                }
+                ActShape::Image([c, h, w])
+            }
+            (LayerSpec::Residual { path, skip }, input) => {
+                let mut s = input;
+                for (i, l) in path.iter().enumerate() {
+                    s = self
+                        .layer_shape(l, s)
+                        .map_err(|(inner, m)| (nest(l.describe(i), inner), m))?;
+                }
+                let skipped = match skip.as_deref() {
+                    None => input,
+                    Some(conv @ LayerSpec::Conv2d { .. }) => self
+                        .layer_shape(conv, input)
+                        .map_err(|(inner, m)| (nest(conv.describe(0), inner), m))?,
+                    Some(other) => {
+                        return fail(format!(
+                            "the skip must be a convolution, not {}",
+                            other.describe(0)
+                        ));
+                    }
+                };
+                if s != skipped {
+                    return fail(format!(
+                        "path gives {s:?} but skip gives {skipped:?}: add a projection \
+                         convolution to the skip"
+                    ));
+                }
+                s
+            }
+            (
+                LayerSpec::Linear {
+                    in_features,
+                    out_features,
+                    ..
+                },
+                ActShape::Flat(n),
+            ) => {
+                if *in_features != n {
+                    return fail(format!("expects {in_features} inputs, receives {n}"));
+                }
+                if *out_features == 0 {
+                    return fail("needs at least one output".into());
+                }
+                ActShape::Flat(*out_features)
+            }
+            (LayerSpec::Relu, s) => s,
+            (LayerSpec::Flatten, ActShape::Image([c, h, w])) => ActShape::Flat(c * h * w),
+            (LayerSpec::Linear { .. }, ActShape::Image(s)) => {
+                return fail(format!(
+                    "receives an image {s:?}: add a flatten before it"
+                ));
+            }
+            (_, s) => return fail(format!("cannot take activations of shape {s:?}")),
+        })
     }
 
     /// Multiply-accumulates of one forward pass of one input through the affine layers (the
@@ -202,63 +375,34 @@ impl Architecture {
     /// (`2 x MAC`).
     pub fn macs(&self) -> Result<u64, NnError> {
         let shapes = self.check()?;
+        let inputs = std::iter::once(ActShape::Image(self.input)).chain(shapes.iter().copied());
         Ok(self
             .layers
             .iter()
-            .zip(&shapes)
-            .map(|(layer, out)| match (layer, out) {
-                (
-                    LayerSpec::Conv2d {
-                        in_channels,
-                        kernel,
-                        ..
-                    },
-                    ActShape::Image([c, h, w]),
-                ) => (c * h * w * in_channels * kernel * kernel) as u64,
-                (
-                    LayerSpec::Linear {
-                        in_features,
-                        out_features,
-                        ..
-                    },
-                    _,
-                ) => (in_features * out_features) as u64,
-                _ => 0,
-            })
+            .zip(inputs.zip(&shapes))
+            .map(|(layer, (input, out))| layer.macs(input, *out, self))
             .sum())
     }
 
-    /// The affine layers in order: `(name, PyTorch-layout weight shape, bias length)`.
-    pub fn parameters(&self) -> Vec<(String, Vec<usize>, usize)> {
-        self.layers
-            .iter()
-            .filter_map(|l| match l {
-                LayerSpec::Conv2d {
-                    name,
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    ..
-                } => Some((
-                    name.clone(),
-                    vec![*out_channels, *in_channels, *kernel, *kernel],
-                    *out_channels,
-                )),
-                LayerSpec::Linear {
-                    name,
-                    in_features,
-                    out_features,
-                } => Some((
-                    name.clone(),
-                    vec![*out_features, *in_features],
-                    *out_features,
-                )),
-                _ => None,
-            })
-            .collect()
+    /// Every named tensor in PyTorch's layout, `(name, shape)`: `<layer>.weight` and
+    /// `<layer>.bias` of convolutions and linear layers (`[out, in]`), and of batch norms also
+    /// `<layer>.running_mean` and `<layer>.running_var`.
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            l.tensors(&mut out);
+        }
+        out
     }
 }
 
+fn nest(outer: String, inner: String) -> String {
+    if inner.is_empty() {
+        outer
+    } else {
+        format!("{outer} > {inner}")
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +432,62 @@ mod tests {
         let mut a = zoo::architecture("mnist_small").unwrap();
         a.classes = 9;
         assert!(a.check().unwrap_err().to_string().contains("9 logits"));
+    }
+
+    #[test]
+    fn residual_blocks_check_both_branches() {
+        let conv = |name: &str, i, o, k, st, p| LayerSpec::Conv2d {
+            name: name.into(),
+            in_channels: i,
+            out_channels: o,
+            kernel: k,
+            stride: st,
+            padding: p,
+        };
+        let arch = |skip: Option<LayerSpec>, inner: usize| Architecture {
+            name: "block".into(),
+            input: [2, 6, 6],
+            classes: 2,
+            layers: vec![
+                LayerSpec::Residual {
+                    path: vec![
+                        conv("a", 2, inner, 3, 2, 1),
+                        LayerSpec::BatchNorm2d {
+                            name: "bn".into(),
+                            channels: 3,
+                            eps: 1e-5,
+                            momentum: 0.1,
+                        },
+                        LayerSpec::Relu,
+                        conv("b", inner, 4, 3, 1, 1),
+                    ],
+                    skip: skip.map(Box::new),
+                },
+                LayerSpec::AvgPool2d { kernel: 3, stride: 3 },
+                LayerSpec::Flatten,
+                LayerSpec::Linear {
+                    name: "out".into(),
+                    in_features: 4,
+                    out_features: 2,
+                },
+            ],
+        };
+        let good = arch(Some(conv("skip", 2, 4, 2, 2, 0)), 3);
+        assert_eq!(
+            good.check().unwrap()[..2],
+            [ActShape::Image([4, 3, 3]), ActShape::Image([4, 1, 1])]
+        );
+        // path 3*2*3*3*3*3 + 4*3*3*3*3*3, skip 4*3*3*2*2*2
+        assert_eq!(good.macs().unwrap(), 486 + 972 + 288 + 8);
+        assert_eq!(good.tensors().len(), 2 + 4 + 2 + 2 + 2);
+
+        let e = arch(None, 3).check().unwrap_err().to_string();
+        assert!(e.contains("residual") && e.contains("projection"), "{e}");
+        let e = arch(Some(conv("skip", 2, 4, 2, 2, 0)), 5).check().unwrap_err().to_string();
+        assert!(e.contains("#0 (residual) > bn") && e.contains("expects 3 channels, receives 5"), "{e}");
+        let e = arch(Some(LayerSpec::Relu), 3).check().unwrap_err().to_string();
+        assert!(e.contains("skip must be a convolution"), "{e}");
+        let e = arch(Some(conv("a", 2, 4, 2, 2, 0)), 3).check().unwrap_err().to_string();
+        assert!(e.contains("unique"), "{e}");
     }
 }

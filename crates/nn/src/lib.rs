@@ -1,7 +1,8 @@
 //! Networks for verifiable training.
 //!
-//! A [`Network`] is a plain sequence of layers ([`Layer`]: input normalisation, `Conv2d`,
-//! `Linear`, `ReLU`, `Flatten`) stored as a burn `Module`, so that it trains with burn's
+//! A [`Network`] is a sequence of layers ([`Layer`]: input normalisation, `Conv2d`, `Linear`,
+//! `ReLU`, `Flatten`, `AvgPool2d`, `BatchNorm2d`, and residual blocks whose path is again such a
+//! sequence) stored as a burn `Module`, so that it trains with burn's
 //! optimisers, saves with burn's records, and stays simple enough for the bounds engine to walk
 //! layer by layer. Its shape is described by an [`Architecture`] (serialisable, checked once when
 //! the network is built), and the paper's models come by name from the [`zoo`].
@@ -26,10 +27,12 @@ mod network;
 mod weights;
 pub mod zoo;
 
-pub use arch::{Architecture, LayerSpec};
+pub use arch::{ActShape, Architecture, LayerSpec};
 pub use backend::Backend;
 /// burn's run-time device, re-exported so that users need not name burn to pick one.
 pub use burn::tensor::Device;
 pub use error::NnError;
-pub use network::{Conv2d, Flatten, Layer, Linear, Network, Normalize, Relu};
+pub use network::{
+    AvgPool2d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, Network, Normalize, Relu, Residual,
+};
 pub use weights::write_atomic;

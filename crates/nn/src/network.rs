@@ -1,6 +1,8 @@
+use std::collections::HashMap;
+
 use burn::module::{Module, Param};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::module::{avg_pool2d, conv2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 use rand::{Rng, SeedableRng};
 
@@ -35,6 +37,33 @@ pub struct Relu;
 #[derive(Module, Debug, Default)]
 pub struct Flatten;
 
+/// Square average pooling, no padding.
+#[derive(Module, Debug)]
+pub struct AvgPool2d {
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+/// Batch normalisation as its evaluation-mode affine map (see [`LayerSpec::BatchNorm2d`]).
+/// `weight` and `bias` train; the running statistics do not (no gradient), and are refreshed
+/// from clean inputs by [`Network::refresh_statistics`].
+#[derive(Module, Debug)]
+pub struct BatchNorm2d {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+    pub running_mean: Param<Tensor<1>>,
+    pub running_var: Param<Tensor<1>>,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
+/// `path(x) + skip(x)`, `skip` the identity when `None`.
+#[derive(Module, Debug)]
+pub struct Residual {
+    pub path: Vec<Layer>,
+    pub skip: Option<Conv2d>,
+}
+
 /// One layer of a [`Network`].
 #[derive(Module, Debug)]
 pub enum Layer {
@@ -43,6 +72,9 @@ pub enum Layer {
     Linear(Linear),
     Relu(Relu),
     Flatten(Flatten),
+    AvgPool2d(AvgPool2d),
+    BatchNorm2d(BatchNorm2d),
+    Residual(Residual),
 }
 
 impl Conv2d {
@@ -71,9 +103,94 @@ impl Normalize {
         (mean, inv)
     }
 
+    /// The same map as `x * scale + shift`, per channel: `[c]` each.
+    pub fn affine(&self, device: &Device) -> (Tensor<1>, Tensor<1>) {
+        let scale: Vec<f32> = self.std.iter().map(|s| 1.0 / s).collect();
+        let shift: Vec<f32> = self.mean.iter().zip(&scale).map(|(m, s)| -m * s).collect();
+        let c = scale.len();
+        (
+            Tensor::from_data(TensorData::new(scale, [c]), device),
+            Tensor::from_data(TensorData::new(shift, [c]), device),
+        )
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let (mean, inv) = self.scale_shift(&x.device());
         (x - mean) * inv
+    }
+}
+
+impl AvgPool2d {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        avg_pool2d(
+            x,
+            AvgPoolOptions::new([self.kernel; 2]).with_stride([self.stride; 2]),
+        )
+    }
+
+    /// The pooling as a bias-free convolution over `channels` channels (weight `1 / k^2` from a
+    /// channel to itself, zero across channels): the form the bounds engine's convolution
+    /// rules take. `channels` times the work of the pooling, which is cheap next to the
+    /// convolutions around it.
+    pub fn as_conv(&self, channels: usize, device: &Device) -> Conv2d {
+        let k = self.kernel;
+        let mut w = vec![0.0f32; channels * channels * k * k];
+        for c in 0..channels {
+            let at = (c * channels + c) * k * k;
+            w[at..at + k * k].fill(1.0 / (k * k) as f32);
+        }
+        Conv2d {
+            weight: param(w, [channels, channels, k, k], device),
+            bias: param(vec![0.0; channels], [channels], device),
+            stride: self.stride,
+            padding: 0,
+        }
+    }
+}
+
+impl BatchNorm2d {
+    /// The map as `x * scale + shift` per channel, `[c]` each; differentiable in `weight` and
+    /// `bias`.
+    pub fn affine(&self) -> (Tensor<1>, Tensor<1>) {
+        let scale = self.weight.val() / (self.running_var.val() + self.eps).sqrt();
+        let shift = self.bias.val() - self.running_mean.val() * scale.clone();
+        (scale, shift)
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let (scale, shift) = self.affine();
+        let c = scale.dims()[0];
+        x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+    }
+
+    /// Moves the running statistics towards the batch statistics of `x` (`momentum`), outside
+    /// any gradient; the unbiased variance, as PyTorch keeps.
+    fn refresh(self, x: &Tensor<4>) -> Self {
+        let [n, c, h, w] = x.dims();
+        let count = (n * h * w) as f32;
+        let values = x.clone().detach().swap_dims(0, 1).reshape([c, n * h * w]);
+        let mean = values.clone().mean_dim(1).reshape([c]);
+        let centred = values - mean.clone().reshape([c, 1]);
+        let var = (centred.clone() * centred).sum_dim(1).reshape([c]) / (count - 1.0).max(1.0);
+        let m = self.momentum;
+        Self {
+            running_mean: self.running_mean.map(|t| t * (1.0 - m) + mean * m),
+            running_var: self.running_var.map(|t| t * (1.0 - m) + var * m),
+            ..self
+        }
+    }
+}
+
+impl Residual {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let skip = match &self.skip {
+            Some(conv) => conv.forward(x.clone()),
+            None => x.clone(),
+        };
+        match forward_layers(&self.path, Act::Image(x)) {
+            Act::Image(y) => y + skip,
+            Act::Flat(_) => unreachable!("Architecture::check keeps residual paths on images"),
+        }
     }
 }
 
@@ -81,6 +198,46 @@ impl Normalize {
 enum Act {
     Image(Tensor<4>),
     Flat(Tensor<2>),
+}
+
+fn forward_layer(layer: &Layer, act: Act) -> Act {
+    match (layer, act) {
+        (Layer::Normalize(n), Act::Image(x)) => Act::Image(n.forward(x)),
+        (Layer::Conv2d(c), Act::Image(x)) => Act::Image(c.forward(x)),
+        (Layer::Linear(l), Act::Flat(x)) => Act::Flat(l.forward(x)),
+        (Layer::Relu(_), Act::Image(x)) => Act::Image(relu(x)),
+        (Layer::Relu(_), Act::Flat(x)) => Act::Flat(relu(x)),
+        (Layer::Flatten(_), Act::Image(x)) => Act::Flat(x.flatten(1, 3)),
+        (Layer::AvgPool2d(p), Act::Image(x)) => Act::Image(p.forward(x)),
+        (Layer::BatchNorm2d(b), Act::Image(x)) => Act::Image(b.forward(x)),
+        (Layer::Residual(r), Act::Image(x)) => Act::Image(r.forward(x)),
+        _ => unreachable!("Architecture::check rules out mismatched layers"),
+    }
+}
+
+fn forward_layers(layers: &[Layer], mut act: Act) -> Act {
+    for layer in layers {
+        act = forward_layer(layer, act);
+    }
+    act
+}
+
+/// Refreshes the batch norms of `layers` from the activations `act` flowing through them.
+fn refresh_layers(layers: Vec<Layer>, mut act: Act) -> (Vec<Layer>, Act) {
+    let mut out = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let layer = match (layer, &act) {
+            (Layer::BatchNorm2d(b), Act::Image(x)) => Layer::BatchNorm2d(b.refresh(x)),
+            (Layer::Residual(r), Act::Image(x)) => {
+                let (path, _) = refresh_layers(r.path, Act::Image(x.clone()));
+                Layer::Residual(Residual { path, ..r })
+            }
+            (layer, _) => layer,
+        };
+        act = forward_layer(&layer, act);
+        out.push(layer);
+    }
+    (out, act)
 }
 
 /// A feed-forward network: the layers of an [`Architecture`] with their parameters.
@@ -91,127 +248,163 @@ pub struct Network {
     arch: Architecture,
 }
 
-impl Network {
-    /// A network with PyTorch's default initialisation (`U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for
-    /// weights and biases), drawn on the host from a seeded generator so that a seed gives the
-    /// same network on every backend.
-    pub fn init(arch: &Architecture, seed: u64, device: &Device) -> Result<Self, NnError> {
-        arch.check()?;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut uniform = |n: usize, fan_in: usize| -> Vec<f32> {
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
-        };
-        let layers = arch
-            .layers
-            .iter()
-            .map(|spec| match spec {
-                LayerSpec::Conv2d {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let fan_in = in_channels * kernel * kernel;
-                    let shape = [*out_channels, *in_channels, *kernel, *kernel];
-                    Layer::Conv2d(Conv2d {
-                        weight: param(uniform(shape.iter().product(), fan_in), shape, device),
-                        bias: param(uniform(*out_channels, fan_in), [*out_channels], device),
-                        stride: *stride,
-                        padding: *padding,
-                    })
-                }
-                LayerSpec::Linear {
-                    in_features,
-                    out_features,
-                    ..
-                } => Layer::Linear(Linear {
-                    weight: param(
-                        uniform(in_features * out_features, *in_features),
-                        [*in_features, *out_features],
-                        device,
-                    ),
-                    bias: param(
-                        uniform(*out_features, *in_features),
-                        [*out_features],
-                        device,
-                    ),
-                }),
-                other => Self::constant_layer(other),
-            })
-            .collect();
-        Ok(Self {
-            layers,
-            arch: arch.clone(),
-        })
-    }
+/// Where a network's parameter values come from.
+enum Values<'a> {
+    /// PyTorch's default initialisation from a seeded generator.
+    Seeded(rand::rngs::StdRng),
+    /// Named PyTorch-layout tensors, checked against [`Architecture::tensors`] by the caller.
+    Named(&'a mut HashMap<String, Vec<f32>>),
+}
 
-    /// Layers without parameters.
-    fn constant_layer(spec: &LayerSpec) -> Layer {
-        match spec {
-            LayerSpec::Normalize { mean, std } => Layer::Normalize(Normalize {
-                mean: mean.clone(),
-                std: std.clone(),
-            }),
-            LayerSpec::Relu => Layer::Relu(Relu),
-            LayerSpec::Flatten => Layer::Flatten(Flatten),
-            LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. } => {
-                unreachable!("affine layers have parameters")
+impl Values<'_> {
+    /// A convolution's or linear layer's `(weight, bias)` in PyTorch's layout.
+    fn affine(&mut self, name: &str, weight: usize, bias: usize, fan_in: usize) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            Values::Seeded(rng) => {
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                let mut draw = |n: usize| -> Vec<f32> {
+                    (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+                };
+                let w = draw(weight);
+                (w, draw(bias))
             }
+            Values::Named(map) => (
+                take(map, &format!("{name}.weight")),
+                take(map, &format!("{name}.bias")),
+            ),
         }
     }
 
-    /// Assembles a network from PyTorch-layout tensors given per affine layer, in order:
-    /// `(weight, weight shape, bias)`; the caller has checked the shapes.
+    fn batch_norm(&mut self, name: &str, c: usize) -> [Vec<f32>; 4] {
+        match self {
+            Values::Seeded(_) => [vec![1.0; c], vec![0.0; c], vec![0.0; c], vec![1.0; c]],
+            Values::Named(map) => ["weight", "bias", "running_mean", "running_var"]
+                .map(|t| take(map, &format!("{name}.{t}"))),
+        }
+    }
+
+    /// Whether linear weights come in burn's `[in, out]` order (seeded draws keep the order the
+    /// project has always drawn in, so that a seed gives the same network as before).
+    fn linear_in_burn_order(&self) -> bool {
+        matches!(self, Values::Seeded(_))
+    }
+}
+
+fn take(map: &mut HashMap<String, Vec<f32>>, name: &str) -> Vec<f32> {
+    map.remove(name)
+        .unwrap_or_else(|| unreachable!("the caller checked that {name} is present"))
+}
+
+fn build(spec: &LayerSpec, values: &mut Values, device: &Device) -> Layer {
+    match spec {
+        LayerSpec::Conv2d {
+            name,
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        } => {
+            let shape = [*out_channels, *in_channels, *kernel, *kernel];
+            let fan_in = in_channels * kernel * kernel;
+            let (w, b) = values.affine(name, shape.iter().product(), *out_channels, fan_in);
+            Layer::Conv2d(Conv2d {
+                weight: param(w, shape, device),
+                bias: param(b, [*out_channels], device),
+                stride: *stride,
+                padding: *padding,
+            })
+        }
+        LayerSpec::Linear {
+            name,
+            in_features,
+            out_features,
+        } => {
+            let (inp, out) = (*in_features, *out_features);
+            let burn_order = values.linear_in_burn_order();
+            let (w, b) = values.affine(name, inp * out, out, inp);
+            let w = if burn_order {
+                w
+            } else {
+                // PyTorch's [out, in] to burn's [in, out], transposed on the host so that the
+                // parameter is contiguous (a transposed view would make every matmul strided,
+                // and its results differ in the last bits from a contiguous one).
+                let mut t = vec![0.0f32; w.len()];
+                for (o, row) in w.chunks_exact(inp).enumerate() {
+                    for (i, v) in row.iter().enumerate() {
+                        t[i * out + o] = *v;
+                    }
+                }
+                t
+            };
+            Layer::Linear(Linear {
+                weight: param(w, [inp, out], device),
+                bias: param(b, [out], device),
+            })
+        }
+        LayerSpec::BatchNorm2d {
+            name,
+            channels,
+            eps,
+            momentum,
+        } => {
+            let [w, b, mean, var] = values.batch_norm(name, *channels);
+            let c = [*channels];
+            Layer::BatchNorm2d(BatchNorm2d {
+                weight: param(w, c, device),
+                bias: param(b, c, device),
+                running_mean: param(mean, c, device).set_require_grad(false),
+                running_var: param(var, c, device).set_require_grad(false),
+                eps: *eps,
+                momentum: *momentum,
+            })
+        }
+        LayerSpec::Residual { path, skip } => Layer::Residual(Residual {
+            path: path.iter().map(|l| build(l, values, device)).collect(),
+            skip: skip.as_deref().map(|s| match build(s, values, device) {
+                Layer::Conv2d(c) => c,
+                _ => unreachable!("Architecture::check makes skips convolutions"),
+            }),
+        }),
+        LayerSpec::Normalize { mean, std } => Layer::Normalize(Normalize {
+            mean: mean.clone(),
+            std: std.clone(),
+        }),
+        LayerSpec::Relu => Layer::Relu(Relu),
+        LayerSpec::Flatten => Layer::Flatten(Flatten),
+        LayerSpec::AvgPool2d { kernel, stride } => Layer::AvgPool2d(AvgPool2d {
+            kernel: *kernel,
+            stride: *stride,
+        }),
+    }
+}
+
+impl Network {
+    /// A network with PyTorch's default initialisation (`U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for
+    /// weights and biases; batch norms the identity), drawn on the host from a seeded generator
+    /// so that a seed gives the same network on every backend.
+    pub fn init(arch: &Architecture, seed: u64, device: &Device) -> Result<Self, NnError> {
+        arch.check()?;
+        let mut values = Values::Seeded(rand::rngs::StdRng::seed_from_u64(seed));
+        Ok(Self::assemble(arch, &mut values, device))
+    }
+
+    /// Assembles a network from PyTorch-layout tensors by name (those of
+    /// [`Architecture::tensors`]); the caller has checked names and shapes.
     pub(crate) fn from_pytorch(
         arch: &Architecture,
-        mut tensors: impl Iterator<Item = (Vec<f32>, Vec<usize>, Vec<f32>)>,
+        mut tensors: HashMap<String, Vec<f32>>,
         device: &Device,
     ) -> Result<Self, NnError> {
         arch.check()?;
-        let layers = arch
-            .layers
-            .iter()
-            .map(|spec| match spec {
-                LayerSpec::Conv2d {
-                    stride, padding, ..
-                } => {
-                    let (w, shape, b) = tensors.next().expect("one tensor triple per affine layer");
-                    let n = b.len();
-                    Layer::Conv2d(Conv2d {
-                        weight: param(w, [shape[0], shape[1], shape[2], shape[3]], device),
-                        bias: param(b, [n], device),
-                        stride: *stride,
-                        padding: *padding,
-                    })
-                }
-                LayerSpec::Linear { .. } => {
-                    let (w, shape, b) = tensors.next().expect("one tensor triple per affine layer");
-                    let (out, inp) = (shape[0], shape[1]);
-                    // PyTorch's [out, in] to burn's [in, out], transposed on the host so that
-                    // the parameter is contiguous (a transposed view would make every matmul
-                    // strided, and its results differ in the last bits from a contiguous one).
-                    let mut t = vec![0.0f32; w.len()];
-                    for (o, row) in w.chunks_exact(inp).enumerate() {
-                        for (i, v) in row.iter().enumerate() {
-                            t[i * out + o] = *v;
-                        }
-                    }
-                    let n = b.len();
-                    Layer::Linear(Linear {
-                        weight: param(t, [inp, out], device),
-                        bias: param(b, [n], device),
-                    })
-                }
-                other => Self::constant_layer(other),
-            })
-            .collect();
-        Ok(Self {
-            layers,
+        Ok(Self::assemble(arch, &mut Values::Named(&mut tensors), device))
+    }
+
+    fn assemble(arch: &Architecture, values: &mut Values, device: &Device) -> Self {
+        Self {
+            layers: arch.layers.iter().map(|l| build(l, values, device)).collect(),
             arch: arch.clone(),
-        })
+        }
     }
 
     pub fn architecture(&self) -> &Architecture {
@@ -220,22 +413,30 @@ impl Network {
 
     /// Logits `[n, classes]` of a batch of images `[n, c, h, w]` (pixels in `[0, 1]`).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut act = Act::Image(x);
-        for layer in &self.layers {
-            act = match (layer, act) {
-                (Layer::Normalize(n), Act::Image(x)) => Act::Image(n.forward(x)),
-                (Layer::Conv2d(c), Act::Image(x)) => Act::Image(c.forward(x)),
-                (Layer::Linear(l), Act::Flat(x)) => Act::Flat(l.forward(x)),
-                (Layer::Relu(_), Act::Image(x)) => Act::Image(relu(x)),
-                (Layer::Relu(_), Act::Flat(x)) => Act::Flat(relu(x)),
-                (Layer::Flatten(_), Act::Image(x)) => Act::Flat(x.flatten(1, 3)),
-                _ => unreachable!("Architecture::check rules out mismatched layers"),
-            };
-        }
-        match act {
+        match forward_layers(&self.layers, Act::Image(x)) {
             Act::Flat(logits) => logits,
             Act::Image(_) => unreachable!("Architecture::check requires flat logits"),
         }
+    }
+
+    /// Whether any layer keeps running statistics.
+    pub fn has_batch_norm(&self) -> bool {
+        fn any(layers: &[Layer]) -> bool {
+            layers.iter().any(|l| match l {
+                Layer::BatchNorm2d(_) => true,
+                Layer::Residual(r) => any(&r.path),
+                _ => false,
+            })
+        }
+        any(&self.layers)
+    }
+
+    /// Moves every batch norm's running statistics towards those of the clean batch `x` as it
+    /// reaches that layer (no gradient flows through the statistics). Training calls this
+    /// before each step, so the clean loss and every bound of the step see the same affine map.
+    pub fn refresh_statistics(self, x: Tensor<4>) -> Self {
+        let (layers, _) = refresh_layers(self.layers, Act::Image(x));
+        Self { layers, ..self }
     }
 }
 
@@ -244,7 +445,7 @@ fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Backend, zoo};
 
@@ -256,7 +457,7 @@ mod tests {
             let net = Network::init(&arch, 1, &device).unwrap();
             let [c, h, w] = arch.input;
             let out = net.forward(Tensor::ones([2, c, h, w], &device));
-            assert_eq!(out.dims(), [2, 10], "{name}");
+            assert_eq!(out.dims(), [2, arch.classes], "{name}");
         }
         let arch = zoo::architecture("mnist_small").unwrap();
         let x = || Tensor::<4>::ones([1, 1, 28, 28], &device);
@@ -286,5 +487,96 @@ mod tests {
         let x = Tensor::<4>::ones([1, 2, 1, 1], &device);
         let y: Vec<f32> = n.forward(x).into_data().try_to_vec().unwrap();
         assert_eq!(y, vec![1.0, 3.0]);
+    }
+
+    /// Normalize, a residual block with a batch norm in its path and a projection skip, average
+    /// pooling: every layer kind.
+    pub(crate) fn block_arch() -> Architecture {
+        let conv = |name: &str, i, o, k, st, p| LayerSpec::Conv2d {
+            name: name.into(),
+            in_channels: i,
+            out_channels: o,
+            kernel: k,
+            stride: st,
+            padding: p,
+        };
+        Architecture {
+            name: "block".into(),
+            input: [2, 6, 6],
+            classes: 3,
+            layers: vec![
+                LayerSpec::Normalize {
+                    mean: vec![0.5, 0.4],
+                    std: vec![0.3, 0.2],
+                },
+                LayerSpec::Residual {
+                    path: vec![
+                        conv("a", 2, 3, 3, 2, 1),
+                        LayerSpec::BatchNorm2d {
+                            name: "bn".into(),
+                            channels: 3,
+                            eps: 1e-5,
+                            momentum: 1.0,
+                        },
+                        LayerSpec::Relu,
+                        conv("b", 3, 4, 3, 1, 1),
+                    ],
+                    skip: Some(Box::new(conv("skip", 2, 4, 2, 2, 0))),
+                },
+                LayerSpec::Relu,
+                LayerSpec::AvgPool2d { kernel: 2, stride: 1 },
+                LayerSpec::Flatten,
+                LayerSpec::Linear {
+                    name: "out".into(),
+                    in_features: 16,
+                    out_features: 3,
+                },
+            ],
+        }
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
+    #[test]
+    fn residual_batch_norm_and_pooling_compute_their_maps() {
+        let device = Backend::Flex.device(None).unwrap();
+        let net = Network::init(&block_arch(), 3, &device).unwrap();
+        let x = Tensor::<4>::random([4, 2, 6, 6], burn::tensor::Distribution::Default, &device);
+        let input = net.layers[0].clone();
+        let Layer::Normalize(norm) = input else {
+            unreachable!()
+        };
+        let z = norm.forward(x.clone());
+        // momentum 1 takes the batch's statistics: the refreshed batch norm standardises
+        let net = net.refresh_statistics(x.clone());
+        let Layer::Residual(block) = &net.layers[1] else {
+            unreachable!()
+        };
+        let (Layer::Conv2d(a), Layer::BatchNorm2d(bn), Layer::Conv2d(b)) =
+            (&block.path[0], &block.path[1], &block.path[3])
+        else {
+            unreachable!()
+        };
+        let h = bn.forward(a.forward(z.clone()));
+        let [n, c, hh, ww] = h.dims();
+        let per_channel = h.clone().swap_dims(0, 1).reshape([c, n * hh * ww]);
+        let mean: Vec<f32> = per_channel.clone().mean_dim(1).into_data().try_to_vec().unwrap();
+        let var: Vec<f32> = per_channel.var(1).into_data().try_to_vec().unwrap();
+        assert!(mean.iter().all(|m| m.abs() < 1e-4), "{mean:?}");
+        assert!(var.iter().all(|v| (v - 1.0).abs() < 1e-3), "{var:?}");
+
+        let skip = block.skip.as_ref().unwrap().forward(z.clone());
+        let expected = relu(b.forward(relu(h)) + skip);
+        let got = relu(block.forward(z));
+        let gap = values(expected.clone() - got).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(gap < 1e-5, "{gap}");
+
+        let pool = AvgPool2d { kernel: 2, stride: 1 };
+        let pooled = pool.forward(expected.clone());
+        let as_conv = pool.as_conv(4, &device).forward(expected);
+        let gap = values(pooled - as_conv).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(gap < 1e-6, "{gap}");
     }
 }

@@ -56,6 +56,36 @@ fn listing(items: impl IntoIterator<Item = (String, Vec<usize>)>) -> String {
     items.join(", ")
 }
 
+/// Every parameter tensor in PyTorch's layout, in [`Architecture::tensors`] order.
+fn pytorch_values(layers: &[Layer], out: &mut Vec<burn::tensor::TensorData>) {
+    for layer in layers {
+        match layer {
+            Layer::Conv2d(c) => {
+                out.push(c.weight.val().into_data());
+                out.push(c.bias.val().into_data());
+            }
+            // burn keeps [in, out]; PyTorch's layout is [out, in]
+            Layer::Linear(l) => {
+                out.push(l.weight.val().transpose().into_data());
+                out.push(l.bias.val().into_data());
+            }
+            Layer::BatchNorm2d(b) => {
+                for t in [&b.weight, &b.bias, &b.running_mean, &b.running_var] {
+                    out.push(t.val().into_data());
+                }
+            }
+            Layer::Residual(r) => {
+                pytorch_values(&r.path, out);
+                if let Some(c) = &r.skip {
+                    out.push(c.weight.val().into_data());
+                    out.push(c.bias.val().into_data());
+                }
+            }
+            Layer::Normalize(_) | Layer::Relu(_) | Layer::Flatten(_) | Layer::AvgPool2d(_) => {}
+        }
+    }
+}
+
 impl Network {
     /// Loads PyTorch-layout safetensors (`<layer>.weight`, `<layer>.bias`, float32). On any
     /// mismatch the error lists the expected and the found tensor names and shapes.
@@ -69,15 +99,8 @@ impl Network {
             path: path.into(),
             message: e.to_string(),
         })?;
-        let params = arch.parameters();
-        let expected = || {
-            listing(params.iter().flat_map(|(n, w, b)| {
-                [
-                    (format!("{n}.weight"), w.clone()),
-                    (format!("{n}.bias"), vec![*b]),
-                ]
-            }))
-        };
+        let params = arch.tensors();
+        let expected = || listing(params.iter().cloned());
         let found = || {
             listing(
                 st.tensors()
@@ -92,7 +115,8 @@ impl Network {
             expected: expected(),
             found: found(),
         };
-        let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>, NnError> {
+        let mut tensors = HashMap::with_capacity(params.len());
+        for (name, shape) in &params {
             let view = st
                 .tensor(name)
                 .map_err(|_| mismatch(format!("tensor {name} is missing")))?;
@@ -102,37 +126,28 @@ impl Network {
                     view.dtype()
                 )));
             }
-            if view.shape() != shape {
+            if view.shape() != shape.as_slice() {
                 return Err(mismatch(format!(
                     "tensor {name} has shape {:?}, expected {shape:?}",
                     view.shape()
                 )));
             }
-            Ok(view
+            let values: Vec<f32> = view
                 .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
-        };
-        let mut triples = Vec::with_capacity(params.len());
-        for (name, wshape, blen) in &params {
-            let w = read(&format!("{name}.weight"), wshape)?;
-            let b = read(&format!("{name}.bias"), &[*blen])?;
-            triples.push((w, wshape.clone(), b));
+                .collect();
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(mismatch(format!(
+                    "tensor {name} contains NaN or infinite values"
+                )));
+            }
+            tensors.insert(name.clone(), values);
         }
-        let known: std::collections::HashSet<String> = params
-            .iter()
-            .flat_map(|(n, _, _)| [format!("{n}.weight"), format!("{n}.bias")])
-            .collect();
-        if let Some(extra) = st.names().into_iter().find(|n| !known.contains(*n)) {
+        if let Some(extra) = st.names().into_iter().find(|n| !tensors.contains_key(*n)) {
             return Err(mismatch(format!("unexpected tensor {extra}")));
         }
-        for (w, _, b) in &triples {
-            if w.iter().chain(b).any(|v| !v.is_finite()) {
-                return Err(mismatch("weights contain NaN or infinite values".into()));
-            }
-        }
-        Network::from_pytorch(arch, triples.into_iter(), device)
+        Network::from_pytorch(arch, tensors, device)
     }
 
     /// Writes PyTorch-layout safetensors (atomically), loadable by [`Network::load_safetensors`]
@@ -147,20 +162,10 @@ impl Network {
                 .flat_map(|v| v.to_le_bytes())
                 .collect()
         };
-        let names = self.architecture().parameters();
-        let affine = self
-            .layers
-            .iter()
-            .filter(|l| matches!(l, Layer::Conv2d(_) | Layer::Linear(_)));
-        for ((name, wshape, blen), layer) in names.iter().zip(affine) {
-            let (w, b) = match layer {
-                Layer::Conv2d(c) => (c.weight.val().into_data(), c.bias.val()),
-                // burn keeps [in, out]; PyTorch's layout is [out, in]
-                Layer::Linear(l) => (l.weight.val().transpose().into_data(), l.bias.val()),
-                _ => unreachable!("filtered to affine layers"),
-            };
-            tensors.push((format!("{name}.weight"), wshape.clone(), to_bytes(w)));
-            tensors.push((format!("{name}.bias"), vec![*blen], to_bytes(b.into_data())));
+        let mut values = Vec::new();
+        pytorch_values(&self.layers, &mut values);
+        for ((name, shape), data) in self.architecture().tensors().into_iter().zip(values) {
+            tensors.push((name, shape, to_bytes(data)));
         }
         let views = tensors
             .iter()
@@ -331,5 +336,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a valid safetensors"), "{e}");
+    }
+
+    #[test]
+    fn blocks_and_batch_norm_statistics_round_trip() {
+        let device = Backend::Flex.device(None).unwrap();
+        let arch = crate::network::tests::block_arch();
+        let x = Tensor::<4>::random([5, 2, 6, 6], burn::tensor::Distribution::Default, &device);
+        let net = Network::init(&arch, 4, &device)
+            .unwrap()
+            .refresh_statistics(x.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("block.safetensors");
+        net.save_safetensors(&path).unwrap();
+        let st_bytes = std::fs::read(&path).unwrap();
+        let st = SafeTensors::deserialize(&st_bytes).unwrap();
+        assert_eq!(st.tensor("bn.running_var").unwrap().shape(), [3]);
+        assert_eq!(st.tensor("skip.weight").unwrap().shape(), [4, 2, 2, 2]);
+        let back = Network::load_safetensors(&arch, &path, &device).unwrap();
+        let (a, b): (Vec<f32>, Vec<f32>) = (
+            net.forward(x.clone()).into_data().try_to_vec().unwrap(),
+            back.forward(x.clone()).into_data().try_to_vec().unwrap(),
+        );
+        assert_eq!(a, b, "running statistics survive");
+        let path = dir.path().join("block.bpk");
+        net.save_checkpoint(&path).unwrap();
+        let back = Network::load_checkpoint(&arch, &path, &device).unwrap();
+        let c: Vec<f32> = back.forward(x).into_data().try_to_vec().unwrap();
+        assert_eq!(a, c);
     }
 }
