@@ -12,9 +12,11 @@
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{Layer, Linear, Network};
 
+use mixtrain_nn::Conv2d;
+
 use crate::domain::{
-    Domain, Layout, ReluRelaxation, apply, conv_adjoint, dot, flat_normalization, fold_spec,
-    forward,
+    Domain, Layout, ReluRelaxation, apply, channel_affine, conv_adjoint, dot, flat_channels,
+    fold_spec, forward,
 };
 use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
 
@@ -64,46 +66,60 @@ pub(crate) fn backward(
     mut pre_relu: Vec<(Tensor<2>, Tensor<2>)>,
 ) -> Tensor<2> {
     let body = &net.layers[..net.layers.len() - 1];
-
-    // the layout in front of each layer
     let [_, c, h, w] = set.lower.dims();
-    let mut layouts = Vec::with_capacity(body.len());
-    let mut layout = Layout::Image([c, h, w]);
-    for layer in body {
-        layouts.push(layout);
-        layout = match layer {
-            Layer::Conv2d(conv) => Layout::Image(layout.after_conv(conv)),
-            Layer::Linear(l) => Layout::Flat(l.weight.val().dims()[1]),
-            Layer::Flatten(_) => Layout::Flat(layout.features()),
-            Layer::Normalize(_) | Layer::Relu(_) => layout,
-        };
-    }
+    let (lambda, bias) = fold_spec(last, labels); // [n, classes, d], [n, classes]
+    let (lambda, bias) = back(
+        body,
+        Layout::Image([c, h, w]),
+        Affine { lambda, bias },
+        &mut pre_relu,
+    );
+    let (centre, radius) = set.centre_radius();
+    bias + apply(lambda.clone(), centre) - apply(lambda.abs(), radius)
+}
 
-    let (mut lambda, mut bias) = fold_spec(last, labels); // [n, classes, d], [n, classes]
+/// The linear function being carried backwards: `lambda . z + bias` over the current neurons
+/// `z`, `[n, classes, d]` and `[n, classes]`.
+struct Affine {
+    lambda: Tensor<3>,
+    bias: Tensor<2>,
+}
+
+/// Carries `f` back through `layers` (whose input has `layout`), consuming the bounds of their
+/// ReLUs from the end of `pre_relu`; returns it over the layers' input.
+fn back(
+    layers: &[Layer],
+    layout: Layout,
+    f: Affine,
+    pre_relu: &mut Vec<(Tensor<2>, Tensor<2>)>,
+) -> (Tensor<3>, Tensor<2>) {
+    let mut layouts = Vec::with_capacity(layers.len());
+    let mut at = layout;
+    for layer in layers {
+        layouts.push(at);
+        at = at.after(layer);
+    }
+    let Affine {
+        mut lambda,
+        mut bias,
+    } = f;
     let [n, classes, _] = lambda.dims();
-    for (layer, layout) in body.iter().zip(layouts).rev() {
-        match layer {
+    for (layer, layout) in layers.iter().zip(layouts).rev() {
+        (lambda, bias) = match layer {
             Layer::Linear(l) => {
                 let weight = l.weight.val(); // [in, out]
                 let [d_in, d_out] = weight.dims();
-                bias = bias + dot(lambda.clone(), l.bias.val().reshape([1, 1, d_out]));
-                lambda = lambda
+                let bias = bias + dot(lambda.clone(), l.bias.val().reshape([1, 1, d_out]));
+                let lambda = lambda
                     .reshape([n * classes, d_out])
                     .matmul(weight.transpose())
                     .reshape([n, classes, d_in]);
+                (lambda, bias)
             }
-            Layer::Conv2d(conv) => {
-                let Layout::Image(input) = layout else {
-                    unreachable!("conv acts on images")
-                };
-                let [co, ho, wo] = layout.after_conv(conv);
-                let per_channel = lambda
-                    .clone()
-                    .reshape([n, classes, co, ho * wo])
-                    .sum_dim(3)
-                    .squeeze_dim::<3>(3);
-                bias = bias + dot(per_channel, conv.bias.val().reshape([1, 1, co]));
-                lambda = conv_adjoint(lambda, conv, input);
+            Layer::Conv2d(conv) => conv_back(lambda, bias, conv, layout),
+            Layer::AvgPool2d(pool) => {
+                let conv = pool.as_conv(layout.channels(), &lambda.device());
+                conv_back(lambda, bias, &conv, layout)
             }
             Layer::Relu(_) => {
                 let (lower, upper) = pre_relu.pop().expect("one recorded bound per ReLU");
@@ -119,20 +135,59 @@ pub(crate) fn backward(
                 let slope = relax.slope;
                 let positive = relu(lambda.clone());
                 let negative = lambda - positive.clone();
-                bias = bias + apply(negative.clone(), intercept);
-                lambda = positive * alpha.unsqueeze_dim(1) + negative * slope.unsqueeze_dim(1);
+                let bias = bias + apply(negative.clone(), intercept);
+                let lambda = positive * alpha.unsqueeze_dim(1) + negative * slope.unsqueeze_dim(1);
+                (lambda, bias)
             }
-            Layer::Normalize(norm) => {
-                let (mean, inv) = flat_normalization(norm, layout, &lambda.device());
-                let shift = (mean * inv.clone()).neg();
-                bias = bias + apply(lambda.clone(), shift);
-                lambda = lambda * inv.unsqueeze_dim(0);
+            Layer::Normalize(_) | Layer::BatchNorm2d(_) => {
+                let (scale, shift) =
+                    channel_affine(layer, &lambda.device()).expect("a per-channel affine layer");
+                let bias = bias + apply(lambda.clone(), flat_channels(shift, layout));
+                (lambda * flat_channels(scale, layout).unsqueeze_dim(0), bias)
             }
-            Layer::Flatten(_) => {}
-        }
+            Layer::Flatten(_) => (lambda, bias),
+            // the path and the skip both read the block input: their functions add up
+            Layer::Residual(block) => {
+                let (path, bias) = back(
+                    &block.path,
+                    layout,
+                    Affine {
+                        lambda: lambda.clone(),
+                        bias,
+                    },
+                    pre_relu,
+                );
+                let (skip, bias) = match &block.skip {
+                    Some(conv) => conv_back(lambda, bias, conv, layout),
+                    None => (lambda, bias),
+                };
+                (path + skip, bias)
+            }
+        };
     }
-    let (centre, radius) = set.centre_radius();
-    bias + apply(lambda.clone(), centre) - apply(lambda.abs(), radius)
+    (lambda, bias)
+}
+
+/// A convolution's step of the backward pass: its bias into the constant, its adjoint on the
+/// coefficients.
+fn conv_back(
+    lambda: Tensor<3>,
+    bias: Tensor<2>,
+    conv: &Conv2d,
+    layout: Layout,
+) -> (Tensor<3>, Tensor<2>) {
+    let Layout::Image(input) = layout else {
+        unreachable!("conv acts on images")
+    };
+    let [n, classes, _] = lambda.dims();
+    let [co, ho, wo] = layout.after_conv(conv);
+    let per_channel = lambda
+        .clone()
+        .reshape([n, classes, co, ho * wo])
+        .sum_dim(3)
+        .squeeze_dim::<3>(3);
+    let bias = bias + dot(per_channel, conv.bias.val().reshape([1, 1, co]));
+    (conv_adjoint(lambda, conv, input), bias)
 }
 
 /// The intersection of the domains: interval and symbolic run forwards, and their bounds in

@@ -2,14 +2,14 @@ use burn::tensor::Device;
 use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Bool, Int, Tensor};
-use mixtrain_nn::{Conv2d, Layer, Linear, Network, Normalize};
+use mixtrain_nn::{Conv2d, Layer, Linear, Network};
 
 use crate::{BoundsError, InputSet, Margins};
 
 /// The shape of the activations a domain currently represents; domains keep them flat
 /// (`[n, features]`, channel-major like PyTorch's `flatten`) and reshape for convolutions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Layout {
+pub enum Layout {
     Image([usize; 3]),
     Flat(usize),
 }
@@ -32,20 +32,61 @@ impl Layout {
         let side = |s: usize| (s + 2 * conv.padding - k) / conv.stride + 1;
         [out, side(h), side(w)]
     }
+
+    /// The layout after `layer`.
+    pub(crate) fn after(self, layer: &Layer) -> Layout {
+        match layer {
+            Layer::Conv2d(conv) => Layout::Image(self.after_conv(conv)),
+            Layer::AvgPool2d(pool) => {
+                let Layout::Image([c, h, w]) = self else {
+                    unreachable!("Architecture::check puts pooling on images only")
+                };
+                let side = |s: usize| (s - pool.kernel) / pool.stride + 1;
+                Layout::Image([c, side(h), side(w)])
+            }
+            Layer::Linear(l) => Layout::Flat(l.weight.val().dims()[1]),
+            Layer::Flatten(_) => Layout::Flat(self.features()),
+            Layer::Residual(r) => r.path.iter().fold(self, |layout, l| layout.after(l)),
+            Layer::Normalize(_) | Layer::Relu(_) | Layer::BatchNorm2d(_) => self,
+        }
+    }
+
+    /// Channels of an image layout.
+    pub(crate) fn channels(self) -> usize {
+        match self {
+            Layout::Image([c, _, _]) => c,
+            Layout::Flat(_) => unreachable!("Architecture::check puts channel layers on images"),
+        }
+    }
+}
+
+/// A per-channel affine layer's `x * scale + shift`, `[c]` each: input normalisation and batch
+/// normalisation (evaluation mode) are both this map, which is how every domain folds them.
+pub(crate) fn channel_affine(layer: &Layer, device: &Device) -> Option<(Tensor<1>, Tensor<1>)> {
+    match layer {
+        Layer::Normalize(n) => Some(n.affine(device)),
+        Layer::BatchNorm2d(b) => Some(b.affine()),
+        _ => None,
+    }
 }
 
 /// An abstract domain: a representation of a set of activations for a batch, with one
 /// transfer rule per layer kind. The margin specification is folded into the last (linear)
 /// layer, which is tighter than bounding the logits and subtracting.
-pub trait Domain: Sized {
+pub trait Domain: Sized + Clone {
     /// The name in errors and on the command line.
     const NAME: &'static str;
 
     /// The input set, before any layer.
     fn input(set: &InputSet) -> Self;
 
-    fn normalize(self, _layer: &Normalize) -> Result<Self, BoundsError> {
-        Err(unsupported("normalize", Self::NAME))
+    /// A per-channel affine map `x * scale + shift` (`[c]` each; `scale` may be negative):
+    /// input normalisation, and batch normalisation in evaluation mode.
+    fn channel_affine(self, _scale: Tensor<1>, _shift: Tensor<1>) -> Result<Self, BoundsError> {
+        Err(unsupported(
+            "channel affine (normalize, batch_norm)",
+            Self::NAME,
+        ))
     }
     fn conv2d(self, _layer: &Conv2d) -> Result<Self, BoundsError> {
         Err(unsupported("conv2d", Self::NAME))
@@ -60,11 +101,28 @@ pub trait Domain: Sized {
     }
     fn flatten(self) -> Result<Self, BoundsError>;
 
+    /// The two starting states of a residual block's branches, `(path, skip)`: by default two
+    /// copies. A domain whose representation is lazy puts it into a form both branches can
+    /// extend and [`Domain::residual_sum`] can add.
+    fn branch(self) -> Result<(Self, Self), BoundsError> {
+        Ok((self.clone(), self))
+    }
+    /// The sum `path + skip` of the two branches of one block, both grown from the states
+    /// [`Domain::branch`] gave.
+    fn residual_sum(self, _skip: Self) -> Result<Self, BoundsError> {
+        Err(unsupported("residual", Self::NAME))
+    }
+
     /// Lower bounds `[n, classes]` of `z_y - z_j` after `last`, the network's final layer.
     fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError>;
 
     /// Concrete lower and upper bounds `[n, features]` of the current activations.
     fn concretize(&self) -> (Tensor<2>, Tensor<2>);
+
+    /// The layout of the current activations.
+    fn layout(&self) -> Layout;
+
+    fn device(&self) -> Device;
 }
 
 fn unsupported(layer: &str, domain: &'static str) -> BoundsError {
@@ -103,11 +161,30 @@ pub(crate) fn forward<'n, D: Domain>(
             });
         }
     };
-    let mut state = D::input(set);
-    for layer in body {
+    let state = run(D::input(set), body, &mut before_relu)?;
+    Ok((state, last))
+}
+
+/// Runs `state` through `layers`, recursing into residual blocks.
+fn run<D: Domain>(
+    mut state: D,
+    layers: &[Layer],
+    before_relu: &mut impl FnMut(&Tensor<2>, &Tensor<2>),
+) -> Result<D, BoundsError> {
+    for layer in layers {
         state = match layer {
-            Layer::Normalize(n) => state.normalize(n)?,
+            Layer::Normalize(_) | Layer::BatchNorm2d(_) => {
+                let device = state.device();
+                let (scale, shift) =
+                    channel_affine(layer, &device).expect("a per-channel affine layer");
+                state.channel_affine(scale, shift)?
+            }
             Layer::Conv2d(c) => state.conv2d(c)?,
+            Layer::AvgPool2d(p) => {
+                let device = state.device();
+                let conv = p.as_conv(state.layout().channels(), &device);
+                state.conv2d(&conv)?
+            }
             Layer::Linear(l) => state.linear(l)?,
             Layer::Relu(_) => {
                 let (lower, upper) = state.concretize();
@@ -115,9 +192,17 @@ pub(crate) fn forward<'n, D: Domain>(
                 state.relu(lower, upper)?
             }
             Layer::Flatten(_) => state.flatten()?,
+            Layer::Residual(block) => {
+                let (path, skip) = state.branch()?;
+                let skip = match &block.skip {
+                    Some(conv) => skip.conv2d(conv)?,
+                    None => skip,
+                };
+                run(path, &block.path, before_relu)?.residual_sum(skip)?
+            }
         };
     }
-    Ok((state, last))
+    Ok(state)
 }
 
 /// The last layer with the specification folded in: for each point, rows `W_y - W_j`
@@ -248,21 +333,15 @@ pub(crate) fn apply(w: Tensor<3>, v: Tensor<2>) -> Tensor<2> {
     dot(w, v.unsqueeze_dim(1))
 }
 
-/// A normalisation layer's means and reciprocal stds per flattened feature of an image layout,
-/// `[1, c*h*w]` each.
-pub(crate) fn flat_normalization(
-    layer: &Normalize,
-    layout: Layout,
-    device: &Device,
-) -> (Tensor<2>, Tensor<2>) {
+/// A per-channel vector `[c]` repeated over every position of an image layout, `[1, c*h*w]`.
+pub(crate) fn flat_channels(values: Tensor<1>, layout: Layout) -> Tensor<2> {
     let Layout::Image([c, h, w]) = layout else {
-        unreachable!("Architecture::check puts normalisation on images only")
+        unreachable!("Architecture::check puts channel layers on images only")
     };
-    let (mean, inv) = layer.scale_shift(device);
-    (
-        mean.expand([1, c, h, w]).flatten(1, 3),
-        inv.expand([1, c, h, w]).flatten(1, 3),
-    )
+    values
+        .reshape([1, c, 1, 1])
+        .expand([1, c, h, w])
+        .flatten(1, 3)
 }
 
 /// A flat `[n, c*h*w]` tensor as images `[n, c, h, w]`.

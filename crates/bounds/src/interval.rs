@@ -1,10 +1,10 @@
 //! Interval bound propagation (IBP) in centre/radius form.
 
 use burn::tensor::module::conv2d;
-use burn::tensor::{Int, Tensor, activation::relu};
-use mixtrain_nn::{Conv2d, Linear, Normalize};
+use burn::tensor::{Device, Int, Tensor, activation::relu};
+use mixtrain_nn::{Conv2d, Linear};
 
-use crate::domain::{Domain, Layout, apply, fold_spec};
+use crate::domain::{Domain, Layout, apply, flat_channels, fold_spec};
 use crate::{BoundsError, InputSet};
 
 /// Each neuron in `[c - r, c + r]`. Affine layers map the centre exactly and the radius by
@@ -29,16 +29,14 @@ impl Domain for Interval {
         }
     }
 
-    fn normalize(self, layer: &Normalize) -> Result<Self, BoundsError> {
-        let (mean, inv) = layer.scale_shift(&self.centre.device());
-        let n = self.centre.dims()[0];
-        let Layout::Image([c, h, w]) = self.layout else {
-            unreachable!("normalize acts on images")
-        };
-        let image = |t: Tensor<2>| t.reshape([n, c, h, w]);
+    fn channel_affine(self, scale: Tensor<1>, shift: Tensor<1>) -> Result<Self, BoundsError> {
+        let (scale, shift) = (
+            flat_channels(scale, self.layout),
+            flat_channels(shift, self.layout),
+        );
         Ok(Self {
-            centre: ((image(self.centre) - mean) * inv.clone()).flatten(1, 3),
-            radius: (image(self.radius) * inv).flatten(1, 3),
+            centre: self.centre * scale.clone() + shift,
+            radius: self.radius * scale.abs(),
             layout: self.layout,
         })
     }
@@ -95,6 +93,15 @@ impl Domain for Interval {
         })
     }
 
+    /// Each branch's box is the image of the block input's box; their sum holds the sum.
+    fn residual_sum(self, skip: Self) -> Result<Self, BoundsError> {
+        Ok(Self {
+            centre: self.centre + skip.centre,
+            radius: self.radius + skip.radius,
+            layout: self.layout,
+        })
+    }
+
     fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
         let (w, b) = fold_spec(last, labels); // [n, classes, in], [n, classes]
         let centre = apply(w.clone(), self.centre) + b;
@@ -107,5 +114,13 @@ impl Domain for Interval {
             self.centre.clone() - self.radius.clone(),
             self.centre.clone() + self.radius.clone(),
         )
+    }
+
+    fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    fn device(&self) -> Device {
+        self.centre.device()
     }
 }

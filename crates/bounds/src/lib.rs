@@ -7,6 +7,12 @@
 //! burn tensor ops, so on an autodiff device the gradient of any function of the bounds (the
 //! robust loss) comes for free, and the same code runs on every backend.
 //!
+//! Every layer kind of `mixtrain-nn` has a rule in every domain: convolutions and linear
+//! layers, ReLU, per-channel affine maps (input normalisation, batch normalisation in
+//! evaluation mode, both folded into one `x * scale + shift` rule), average pooling (as the
+//! equivalent convolution) and residual blocks (both branches from the block input, summed;
+//! CROWN carries its linear function back through both and adds).
+//!
 //! Domains:
 //! - [`Interval`] (IBP): centre/radius, the specification folded into the last layer.
 //! - [`Symbolic`]: MixTrain's symbolic interval with symbolic linear relaxation;
@@ -31,7 +37,7 @@ mod spec;
 mod symbolic;
 
 pub use crown::{best_margins, interval_and_crown};
-pub use domain::{Domain, DomainKind, margins};
+pub use domain::{Domain, DomainKind, Layout, margins};
 pub use error::BoundsError;
 pub use input::{InputDomain, InputSet};
 pub use interval::Interval;

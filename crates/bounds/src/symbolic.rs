@@ -16,6 +16,11 @@
 //!   some point of the batch are kept (E stays compact).
 //! - A chain with three or more convolutions (the large models) has no patch rule here; it is
 //!   made dense from the identity, the classic forward pass.
+//! - At a residual block every source is made dense, so that the path and the skip extend the
+//!   same rows over the same symbols and the block's sum adds them row by row (the path's own
+//!   error symbols are appended). On a ResNet the symbolic domain is therefore the authors'
+//!   dense forward pass from the first block on, with its memory: `[n, symbols, features]`
+//!   per source.
 //!
 //! Cost on `mnist_small` per image (the dense pass needed 0.9-1.2 GFLOP, dominated by the second
 //! convolution applied to 784 input rows): conv2's bounds from the input patches, a product of
@@ -29,12 +34,13 @@
 //! pass; the rest of the gap to the floor is layout copies and the one host read per source
 //! that compaction needs.
 
+use burn::tensor::Device;
 use burn::tensor::module::{conv2d, unfold4d};
 use burn::tensor::ops::{PadMode, UnfoldOptions};
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
-use mixtrain_nn::{Conv2d, Linear, Network, Normalize};
+use mixtrain_nn::{Conv2d, Linear, Network};
 
-use crate::domain::{Domain, Layout, ReluRelaxation, apply, conv_adjoint, flat_normalization};
+use crate::domain::{Domain, Layout, ReluRelaxation, apply, conv_adjoint, flat_channels};
 use crate::domain::{fold_spec, forward, image};
 use crate::{BoundsError, InputSet, Margins};
 
@@ -288,6 +294,28 @@ impl Source {
         }
     }
 
+    /// The same source with dense rows: a chain applied forwards to the identity over the
+    /// symbols that are nonzero somewhere (the classic forward pass).
+    fn densify(self, ops: &[Op]) -> Source {
+        let Coeffs::Chain { start } = self.coeffs else {
+            return self;
+        };
+        let d_s = self.radius.dims()[1];
+        let (identity, radius, symbols) = match compact(&self.radius) {
+            None => (
+                Tensor::<2>::eye(d_s, &self.radius.device()).unsqueeze_dim(0),
+                self.radius,
+                None,
+            ),
+            Some((index, radius)) => (one_hot(index.clone(), d_s), radius, Some(index)),
+        };
+        Source {
+            radius,
+            coeffs: Coeffs::Dense(chain_forward(identity, &ops[start..])),
+            symbols,
+        }
+    }
+
     /// `[n, d]`.
     fn spread(&self, ops: &[Op]) -> Tensor<2> {
         match &self.coeffs {
@@ -334,22 +362,7 @@ impl Symbolic {
                     coeffs: Coeffs::Chain { start },
                     ..source
                 },
-                (Coeffs::Chain { start }, _) => {
-                    let d_s = source.radius.dims()[1];
-                    let (identity, radius, symbols) = match compact(&source.radius) {
-                        None => (
-                            Tensor::<2>::eye(d_s, &centre.device()).unsqueeze_dim(0),
-                            source.radius,
-                            None,
-                        ),
-                        Some((index, radius)) => (one_hot(index.clone(), d_s), radius, Some(index)),
-                    };
-                    Source {
-                        radius,
-                        coeffs: Coeffs::Dense(chain_forward(identity, &ops[start..])),
-                        symbols,
-                    }
-                }
+                (coeffs @ Coeffs::Chain { .. }, _) => Source { coeffs, ..source }.densify(ops),
             })
             .collect();
         Self {
@@ -488,11 +501,14 @@ impl Domain for Symbolic {
         }
     }
 
-    fn normalize(self, layer: &Normalize) -> Result<Self, BoundsError> {
-        let (mean, inv) = flat_normalization(layer, self.layout, &self.centre.device());
-        let centre = (self.centre.clone() - mean) * inv.clone();
+    fn channel_affine(self, scale: Tensor<1>, shift: Tensor<1>) -> Result<Self, BoundsError> {
+        let (scale, shift) = (
+            flat_channels(scale, self.layout),
+            flat_channels(shift, self.layout),
+        );
+        let centre = self.centre.clone() * scale.clone() + shift;
         let layout = self.layout;
-        Ok(self.push(centre, layout, Op::Scale(inv)))
+        Ok(self.push(centre, layout, Op::Scale(scale)))
     }
 
     fn conv2d(self, layer: &Conv2d) -> Result<Self, BoundsError> {
@@ -553,8 +569,54 @@ impl Domain for Symbolic {
         })
     }
 
+    /// Both branches start from dense rows over the same symbols (same radii, same compaction),
+    /// so that the symbols of the block input stay aligned: the lazy chains cannot be shared
+    /// by two tapes. This is the authors' representation; it costs a dense coefficient tensor
+    /// per source (`[n, symbols, features]`) through the block, the memory the trainer's budget
+    /// check accounts for.
+    fn branch(self) -> Result<(Self, Self), BoundsError> {
+        let sources = self
+            .sources
+            .into_iter()
+            .map(|s| s.densify(&self.ops))
+            .collect();
+        let dense = Self { sources, ..self };
+        Ok((dense.clone(), dense))
+    }
+
+    /// Adds the rows of the sources both branches share; the error symbols the path's ReLUs
+    /// introduced are the path's alone and are appended (dense, as the path's tape ends here).
+    fn residual_sum(self, skip: Self) -> Result<Self, BoundsError> {
+        let shared = skip.sources.len();
+        let ops = self.ops;
+        let mut sources: Vec<Source> = self.sources.into_iter().map(|s| s.densify(&ops)).collect();
+        for (path, skip) in sources.iter_mut().zip(skip.sources) {
+            let (Coeffs::Dense(a), Coeffs::Dense(b)) = (&path.coeffs, skip.coeffs) else {
+                unreachable!("branch() and densify() leave every source dense")
+            };
+            let [ba, d_s, d] = a.dims();
+            let n = ba.max(b.dims()[0]);
+            path.coeffs = Coeffs::Dense(a.clone().expand([n, d_s, d]) + b.expand([n, d_s, d]));
+        }
+        debug_assert!(sources.len() >= shared);
+        Ok(Self {
+            centre: self.centre + skip.centre,
+            ops,
+            sources,
+            layout: self.layout,
+        })
+    }
+
     fn margins(self, last: &Linear, labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
         Ok(self.margin_rows(last, labels).0)
+    }
+
+    fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    fn device(&self) -> Device {
+        self.centre.device()
     }
 
     fn concretize(&self) -> (Tensor<2>, Tensor<2>) {

@@ -4,7 +4,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mixtrain_bounds::{BoundsError, Domain, DomainKind, InputDomain, InputSet, Margins};
+use mixtrain_bounds::{BoundsError, Domain, DomainKind, InputDomain, InputSet, Layout, Margins};
 use mixtrain_nn::{Architecture, Backend, LayerSpec, Linear, Network};
 use proptest::prelude::*;
 
@@ -12,66 +12,116 @@ fn device() -> Device {
     Backend::Flex.device(None).unwrap()
 }
 
+/// A residual block's shape: `(out channels, stride, batch norm in the path, average pooling
+/// after the block's ReLU)`.
+type BlockShape = (usize, usize, bool, bool);
+
 /// A random architecture: optional normalisation, 1-3 convolutions (three take the symbolic
-/// domain's dense path, fewer its patches), flatten, 1-2 hidden linear layers, ReLU after every
-/// hidden layer.
+/// domain's dense path, fewer its patches), an optional residual block (identity or projection
+/// skip, optional batch norm in its path, optional average pooling after it), flatten, 1-2
+/// hidden linear layers, ReLU after every hidden layer.
 fn arch_strategy() -> impl Strategy<Value = Architecture> {
     (
         1usize..=2,
         4usize..=7,
         any::<bool>(),
         prop::collection::vec((1usize..=4, 2usize..=3, 1usize..=2, 0usize..=1), 1..=3),
+        prop::option::of((1usize..=3, 1usize..=2, any::<bool>(), any::<bool>())),
         prop::collection::vec(2usize..=8, 1..=2),
         2usize..=4,
     )
-        .prop_map(|(channels, side, normalize, convs, hidden, classes)| {
-            let mut layers = Vec::new();
-            if normalize {
-                layers.push(LayerSpec::Normalize {
-                    mean: vec![0.4; channels],
-                    std: vec![0.3; channels],
-                });
-            }
-            let (mut c, mut s) = (channels, side);
-            for (i, (out, k, stride, pad)) in convs.into_iter().enumerate() {
-                if s + 2 * pad < k {
-                    continue;
+        .prop_map(
+            |(channels, side, normalize, convs, block, hidden, classes)| {
+                let mut layers = Vec::new();
+                if normalize {
+                    layers.push(LayerSpec::Normalize {
+                        mean: vec![0.4; channels],
+                        std: vec![0.3; channels],
+                    });
                 }
-                layers.push(LayerSpec::Conv2d {
-                    name: format!("conv{i}"),
-                    in_channels: c,
-                    out_channels: out,
-                    kernel: k,
-                    stride,
-                    padding: pad,
-                });
-                layers.push(LayerSpec::Relu);
-                c = out;
-                s = (s + 2 * pad - k) / stride + 1;
-            }
-            layers.push(LayerSpec::Flatten);
-            let mut d = c * s * s;
-            for (i, h) in hidden.into_iter().enumerate() {
+                let (mut c, mut s) = (channels, side);
+                for (i, (out, k, stride, pad)) in convs.into_iter().enumerate() {
+                    if s + 2 * pad < k {
+                        continue;
+                    }
+                    layers.push(LayerSpec::Conv2d {
+                        name: format!("conv{i}"),
+                        in_channels: c,
+                        out_channels: out,
+                        kernel: k,
+                        stride,
+                        padding: pad,
+                    });
+                    layers.push(LayerSpec::Relu);
+                    c = out;
+                    s = (s + 2 * pad - k) / stride + 1;
+                }
+                if let Some(shape) = block {
+                    (c, s) = push_block(&mut layers, c, s, shape);
+                }
+                layers.push(LayerSpec::Flatten);
+                let mut d = c * s * s;
+                for (i, h) in hidden.into_iter().enumerate() {
+                    layers.push(LayerSpec::Linear {
+                        name: format!("fc{i}"),
+                        in_features: d,
+                        out_features: h,
+                    });
+                    layers.push(LayerSpec::Relu);
+                    d = h;
+                }
                 layers.push(LayerSpec::Linear {
-                    name: format!("fc{i}"),
+                    name: "out".into(),
                     in_features: d,
-                    out_features: h,
+                    out_features: classes,
                 });
-                layers.push(LayerSpec::Relu);
-                d = h;
-            }
-            layers.push(LayerSpec::Linear {
-                name: "out".into(),
-                in_features: d,
-                out_features: classes,
-            });
-            Architecture {
-                name: "random".into(),
-                input: [channels, side, side],
-                classes,
-                layers,
-            }
-        })
+                Architecture {
+                    name: "random".into(),
+                    input: [channels, side, side],
+                    classes,
+                    layers,
+                }
+            },
+        )
+}
+
+/// Appends `Residual - ReLU [- AvgPool]` to `layers`; returns the channels and side after.
+fn push_block(
+    layers: &mut Vec<LayerSpec>,
+    c: usize,
+    s: usize,
+    (out, stride, batch_norm, pool): BlockShape,
+) -> (usize, usize) {
+    let conv = |name: &str, i, o, k, st, p| LayerSpec::Conv2d {
+        name: name.into(),
+        in_channels: i,
+        out_channels: o,
+        kernel: k,
+        stride: st,
+        padding: p,
+    };
+    let mut path = vec![conv("block.a", c, out, 3, stride, 1)];
+    if batch_norm {
+        path.push(LayerSpec::BatchNorm2d {
+            name: "block.bn".into(),
+            channels: out,
+            eps: 1e-5,
+            momentum: 0.1,
+        });
+    }
+    path.extend([LayerSpec::Relu, conv("block.b", out, out, 3, 1, 1)]);
+    let skip =
+        (out != c || stride != 1).then(|| Box::new(conv("block.skip", c, out, 1, stride, 0)));
+    layers.extend([LayerSpec::Residual { path, skip }, LayerSpec::Relu]);
+    let s = (s - 1) / stride + 1;
+    if pool && s >= 2 {
+        layers.push(LayerSpec::AvgPool2d {
+            kernel: 2,
+            stride: 1,
+        });
+        return (out, s - 1);
+    }
+    (out, s)
 }
 
 fn margins_at(net: &Network, x: Tensor<4>, labels: &[i64]) -> Vec<f32> {
@@ -226,21 +276,46 @@ proptest! {
     }
 }
 
-/// Multiplies every weight by `scale`, so that ReLUs of random nets are often unstable.
+/// Multiplies every weight by `scale`, so that ReLUs of random nets are often unstable, and
+/// gives batch norms statistics and affine parameters away from the identity (negative scales
+/// included).
 fn scaled(mut net: Network, scale: f32) -> Network {
-    use burn::module::Param;
-    use mixtrain_nn::Layer;
-    for layer in &mut net.layers {
-        match layer {
-            Layer::Conv2d(c) => c.weight = Param::from_tensor(c.weight.val() * scale),
-            Layer::Linear(f) => f.weight = Param::from_tensor(f.weight.val() * scale),
-            _ => {}
+    fn walk(layers: &mut [mixtrain_nn::Layer], scale: f32) {
+        use burn::module::Param;
+        use mixtrain_nn::Layer;
+        for layer in layers {
+            match layer {
+                Layer::Conv2d(c) => c.weight = Param::from_tensor(c.weight.val() * scale),
+                Layer::Linear(f) => f.weight = Param::from_tensor(f.weight.val() * scale),
+                Layer::BatchNorm2d(b) => {
+                    let c = b.weight.val().dims()[0];
+                    let v = |f: &dyn Fn(usize) -> f32| {
+                        Tensor::<1>::from_data(
+                            TensorData::new((0..c).map(f).collect::<Vec<f32>>(), [c]),
+                            &device(),
+                        )
+                    };
+                    b.weight = Param::from_tensor(v(&|i| if i % 2 == 0 { 1.5 } else { -0.7 }));
+                    b.bias = Param::from_tensor(v(&|i| 0.1 * i as f32 - 0.1));
+                    b.running_mean = Param::from_tensor(v(&|i| 0.2 - 0.15 * i as f32));
+                    b.running_var = Param::from_tensor(v(&|i| 0.5 + 0.4 * i as f32));
+                }
+                Layer::Residual(r) => {
+                    walk(&mut r.path, scale);
+                    if let Some(c) = &mut r.skip {
+                        c.weight = Param::from_tensor(c.weight.val() * scale);
+                    }
+                }
+                _ => {}
+            }
         }
     }
+    walk(&mut net.layers, scale);
     net
 }
 
 /// A domain with no rules of its own beyond the required ones.
+#[derive(Clone)]
 struct Bare;
 
 impl Domain for Bare {
@@ -257,6 +332,12 @@ impl Domain for Bare {
     }
     fn concretize(&self) -> (Tensor<2>, Tensor<2>) {
         unreachable!()
+    }
+    fn layout(&self) -> Layout {
+        unreachable!()
+    }
+    fn device(&self) -> Device {
+        device()
     }
 }
 

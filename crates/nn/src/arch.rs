@@ -30,7 +30,10 @@ pub enum LayerSpec {
     /// NCHW to `[n, c*h*w]`, channel-major (PyTorch's `flatten`).
     Flatten,
     /// Square average pooling without padding (`kernel`, `stride`): a fixed linear map.
-    AvgPool2d { kernel: usize, stride: usize },
+    AvgPool2d {
+        kernel: usize,
+        stride: usize,
+    },
     /// Batch normalisation over channels, always applied as its evaluation-mode affine map
     /// `(x - running_mean) / sqrt(running_var + eps) * weight + bias`. Training refreshes the
     /// running statistics from the clean inputs before each step (`momentum`) and uses them as
@@ -284,7 +287,9 @@ impl Architecture {
                     return fail("kernel, stride and channels must be positive".into());
                 }
                 if h + 2 * padding < *kernel || w + 2 * padding < *kernel {
-                    return fail(format!("kernel {kernel} larger than the padded {h}x{w} input"));
+                    return fail(format!(
+                        "kernel {kernel} larger than the padded {h}x{w} input"
+                    ));
                 }
                 let out = |s: usize| (s + 2 * padding - kernel) / stride + 1;
                 ActShape::Image([*out_channels, out(h), out(w)])
@@ -311,7 +316,7 @@ impl Architecture {
                 if *channels != c {
                     return fail(format!("expects {channels} channels, receives {c}"));
                 }
-                if !(eps.is_finite() && *eps > 0.0) || !(0.0..=1.0).contains(momentum) {
+                if !(eps.is_finite() && *eps > 0.0 && (0.0..=1.0).contains(momentum)) {
                     return fail("eps must be finite and positive, momentum in [0, 1]".into());
                 }
                 ActShape::Image([c, h, w])
@@ -362,9 +367,7 @@ impl Architecture {
             (LayerSpec::Relu, s) => s,
             (LayerSpec::Flatten, ActShape::Image([c, h, w])) => ActShape::Flat(c * h * w),
             (LayerSpec::Linear { .. }, ActShape::Image(s)) => {
-                return fail(format!(
-                    "receives an image {s:?}: add a flatten before it"
-                ));
+                return fail(format!("receives an image {s:?}: add a flatten before it"));
             }
             (_, s) => return fail(format!("cannot take activations of shape {s:?}")),
         })
@@ -463,7 +466,10 @@ mod tests {
                     ],
                     skip: skip.map(Box::new),
                 },
-                LayerSpec::AvgPool2d { kernel: 3, stride: 3 },
+                LayerSpec::AvgPool2d {
+                    kernel: 3,
+                    stride: 3,
+                },
                 LayerSpec::Flatten,
                 LayerSpec::Linear {
                     name: "out".into(),
@@ -483,11 +489,23 @@ mod tests {
 
         let e = arch(None, 3).check().unwrap_err().to_string();
         assert!(e.contains("residual") && e.contains("projection"), "{e}");
-        let e = arch(Some(conv("skip", 2, 4, 2, 2, 0)), 5).check().unwrap_err().to_string();
-        assert!(e.contains("#0 (residual) > bn") && e.contains("expects 3 channels, receives 5"), "{e}");
-        let e = arch(Some(LayerSpec::Relu), 3).check().unwrap_err().to_string();
+        let e = arch(Some(conv("skip", 2, 4, 2, 2, 0)), 5)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("#0 (residual) > bn") && e.contains("expects 3 channels, receives 5"),
+            "{e}"
+        );
+        let e = arch(Some(LayerSpec::Relu), 3)
+            .check()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("skip must be a convolution"), "{e}");
-        let e = arch(Some(conv("a", 2, 4, 2, 2, 0)), 3).check().unwrap_err().to_string();
+        let e = arch(Some(conv("a", 2, 4, 2, 2, 0)), 3)
+            .check()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unique"), "{e}");
     }
 }

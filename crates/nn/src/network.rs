@@ -251,14 +251,20 @@ pub struct Network {
 /// Where a network's parameter values come from.
 enum Values<'a> {
     /// PyTorch's default initialisation from a seeded generator.
-    Seeded(rand::rngs::StdRng),
+    Seeded(Box<rand::rngs::StdRng>),
     /// Named PyTorch-layout tensors, checked against [`Architecture::tensors`] by the caller.
     Named(&'a mut HashMap<String, Vec<f32>>),
 }
 
 impl Values<'_> {
     /// A convolution's or linear layer's `(weight, bias)` in PyTorch's layout.
-    fn affine(&mut self, name: &str, weight: usize, bias: usize, fan_in: usize) -> (Vec<f32>, Vec<f32>) {
+    fn affine(
+        &mut self,
+        name: &str,
+        weight: usize,
+        bias: usize,
+        fan_in: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
         match self {
             Values::Seeded(rng) => {
                 let bound = 1.0 / (fan_in as f32).sqrt();
@@ -385,7 +391,7 @@ impl Network {
     /// so that a seed gives the same network on every backend.
     pub fn init(arch: &Architecture, seed: u64, device: &Device) -> Result<Self, NnError> {
         arch.check()?;
-        let mut values = Values::Seeded(rand::rngs::StdRng::seed_from_u64(seed));
+        let mut values = Values::Seeded(Box::new(rand::rngs::StdRng::seed_from_u64(seed)));
         Ok(Self::assemble(arch, &mut values, device))
     }
 
@@ -397,12 +403,20 @@ impl Network {
         device: &Device,
     ) -> Result<Self, NnError> {
         arch.check()?;
-        Ok(Self::assemble(arch, &mut Values::Named(&mut tensors), device))
+        Ok(Self::assemble(
+            arch,
+            &mut Values::Named(&mut tensors),
+            device,
+        ))
     }
 
     fn assemble(arch: &Architecture, values: &mut Values, device: &Device) -> Self {
         Self {
-            layers: arch.layers.iter().map(|l| build(l, values, device)).collect(),
+            layers: arch
+                .layers
+                .iter()
+                .map(|l| build(l, values, device))
+                .collect(),
             arch: arch.clone(),
         }
     }
@@ -524,7 +538,10 @@ pub(crate) mod tests {
                     skip: Some(Box::new(conv("skip", 2, 4, 2, 2, 0))),
                 },
                 LayerSpec::Relu,
-                LayerSpec::AvgPool2d { kernel: 2, stride: 1 },
+                LayerSpec::AvgPool2d {
+                    kernel: 2,
+                    stride: 1,
+                },
                 LayerSpec::Flatten,
                 LayerSpec::Linear {
                     name: "out".into(),
@@ -562,7 +579,12 @@ pub(crate) mod tests {
         let h = bn.forward(a.forward(z.clone()));
         let [n, c, hh, ww] = h.dims();
         let per_channel = h.clone().swap_dims(0, 1).reshape([c, n * hh * ww]);
-        let mean: Vec<f32> = per_channel.clone().mean_dim(1).into_data().try_to_vec().unwrap();
+        let mean: Vec<f32> = per_channel
+            .clone()
+            .mean_dim(1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
         let var: Vec<f32> = per_channel.var(1).into_data().try_to_vec().unwrap();
         assert!(mean.iter().all(|m| m.abs() < 1e-4), "{mean:?}");
         assert!(var.iter().all(|v| (v - 1.0).abs() < 1e-3), "{var:?}");
@@ -570,13 +592,20 @@ pub(crate) mod tests {
         let skip = block.skip.as_ref().unwrap().forward(z.clone());
         let expected = relu(b.forward(relu(h)) + skip);
         let got = relu(block.forward(z));
-        let gap = values(expected.clone() - got).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let gap = values(expected.clone() - got)
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(gap < 1e-5, "{gap}");
 
-        let pool = AvgPool2d { kernel: 2, stride: 1 };
+        let pool = AvgPool2d {
+            kernel: 2,
+            stride: 1,
+        };
         let pooled = pool.forward(expected.clone());
         let as_conv = pool.as_conv(4, &device).forward(expected);
-        let gap = values(pooled - as_conv).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let gap = values(pooled - as_conv)
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(gap < 1e-6, "{gap}");
     }
 }

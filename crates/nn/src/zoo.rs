@@ -154,7 +154,12 @@ impl ResNet {
         for (g, w) in [16, 32, 64].into_iter().enumerate() {
             for b in 0..self.n {
                 let down = g > 0 && b == 0;
-                layers.extend(block(&format!("g{}b{}", g + 1, b + 1), width, w * self.f, down));
+                layers.extend(block(
+                    &format!("g{}b{}", g + 1, b + 1),
+                    width,
+                    w * self.f,
+                    down,
+                ));
                 width = w * self.f;
                 if down {
                     side /= 2;
@@ -315,7 +320,11 @@ mod tests {
         ] {
             let a = architecture(name).unwrap();
             let shapes = a.check().unwrap();
-            let at = a.layers.iter().position(|l| *l == LayerSpec::Flatten).unwrap();
+            let at = a
+                .layers
+                .iter()
+                .position(|l| *l == LayerSpec::Flatten)
+                .unwrap();
             assert_eq!(shapes[at], ActShape::Flat(flat), "{name}");
             assert_eq!(a.classes, classes);
             let residual = a
@@ -333,8 +342,16 @@ mod tests {
         assert_eq!(shape("g2b1.skip.weight"), Some(vec![32, 16, 2, 2]));
         assert_eq!(shape("fc1.weight"), Some(vec![1000, 4096]));
         let wide = architecture("cifar_resnet_f2").unwrap().tensors();
-        assert!(wide.iter().any(|t| t.0 == "g1b1.skip.weight" && t.1 == [32, 16, 1, 1]));
-        for bad in ["cifar_resnet_x", "cifar_resnet_n0", "cifar_resnetn2", "cifar_resnet_f2_n2"] {
+        assert!(
+            wide.iter()
+                .any(|t| t.0 == "g1b1.skip.weight" && t.1 == [32, 16, 1, 1])
+        );
+        for bad in [
+            "cifar_resnet_x",
+            "cifar_resnet_n0",
+            "cifar_resnetn2",
+            "cifar_resnet_f2_n2",
+        ] {
             let e = architecture(bad).unwrap_err().to_string();
             assert!(e.contains("cifar_resnet_n2_f2"), "{bad}: {e}");
         }
