@@ -9,9 +9,13 @@
 //!   official URLs, file names, checksums and format.
 //! - [`fetch`]: download over HTTPS (resumable, verified) or copy from a local mirror laid out as
 //!   `shared/datasets`; a file whose checksum does not match is deleted and reported.
-//! - [`load`]: read a split of a fetched dataset into an [`ImageSet`] with the IDX (MNIST) or
-//!   CIFAR-10 binary readers, each of which reports wrong magic numbers, wrong sizes, truncation
-//!   and missing files as typed [`DataError`]s naming the file.
+//! - [`load`]: read a split of a fetched dataset into an [`ImageSet`] with the IDX (MNIST),
+//!   CIFAR-10 binary or image-folder (Tiny-ImageNet-200: `train/<wnid>/images/*.JPEG`,
+//!   `val/images` + `val_annotations.txt`; its validation set is the test split) readers, each
+//!   of which reports wrong magic numbers, wrong sizes, truncation, undecodable images and
+//!   missing files as typed [`DataError`]s naming the file.
+//! - [`Augment`]: CIFAR's training augmentation (random crop with zero padding, horizontal
+//!   flip), seeded per batch.
 //! - [`Batches`]: seeded shuffling and fixed-size batches as `f32` pixels and class labels.
 //!
 //! ```no_run
@@ -24,14 +28,17 @@
 //! # Ok::<(), mixtrain_data::DataError>(())
 //! ```
 
+mod augment;
 mod batch;
 mod cifar;
 mod error;
 mod fetch;
 mod idx;
+mod image_folder;
 mod image_set;
 mod manifest;
 
+pub use augment::Augment;
 pub use batch::{Batch, Batches};
 pub use error::DataError;
 pub use fetch::{FetchReport, Source, fetch};

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{DataDir, DataError, ImageSet, Split, cifar, idx};
+use crate::{DataDir, DataError, ImageSet, Split, cifar, idx, image_folder};
 
 /// The manifests shipped with the project, by name.
 const BUILTIN: &[(&str, &str)] = &[
@@ -288,10 +288,7 @@ impl Manifest {
                 let paths: Vec<PathBuf> = files.iter().map(|f| base.join(f)).collect();
                 cifar::read_cifar10(&paths)
             }
-            Format::ImageFolder => Err(DataError::Manifest {
-                manifest: self.name.clone(),
-                message: "the image-folder reader is not part of this build yet".into(),
-            }),
+            Format::ImageFolder => image_folder::read(&image_folder::root(&base), split),
         }
     }
 }
