@@ -191,3 +191,60 @@ fn sgd_with_weight_decay_follows_its_lr_schedule() {
         summary.test_acc
     );
 }
+
+#[test]
+fn a_run_whose_bounds_would_not_fit_is_refused_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut c = config(1);
+    c.method = Method::Mixtrain;
+    c.memory_budget_mib = Some(1);
+    let e = mixtrain::train::run(&c, &options(&out)).unwrap_err();
+    let message = e.to_string();
+    assert!(matches!(e, TrainError::Memory { .. }), "{message}");
+    assert!(
+        message.contains("k = 5")
+            && message.contains("symbolic")
+            && message.contains("a smaller k")
+            && message.contains("memory_budget_mib"),
+        "{message}"
+    );
+    assert!(!out.exists(), "nothing is written for a refused run");
+}
+
+/// `cifar_resnet` trains (a warm-up epoch, then MixTrain with CROWN-IBP's bound on k = 1
+/// point, with CIFAR augmentation) and verifies on the CIFAR-10 sample, end to end.
+#[test]
+fn cifar_resnet_trains_and_verifies_on_the_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = TrainConfig::preset("cifar-resnet").unwrap();
+    c.dataset = "cifar10-sample".into();
+    c.domain = Some("crown".into());
+    c.epochs = 2;
+    c.train_limit = Some(110);
+    c.val_size = 10;
+    c.test_limit = Some(4);
+    c.eps_schedule.ramp_epochs = 1.0;
+    c.final_eval.domain = "crown".into();
+    c.final_eval.pgd_steps = 2;
+    let opts = RunOptions {
+        mirror: Some(common::mirror()),
+        ..options(dir.path())
+    };
+    let summary = mixtrain::train::run(&c, &opts).unwrap();
+    assert_eq!((summary.train_n, summary.test_n), (100, 4));
+    let back = Network::load_safetensors(
+        &zoo::architecture("cifar_resnet").unwrap(),
+        &dir.path().join("model.safetensors"),
+        &Backend::Flex.device(None).unwrap(),
+    );
+    assert!(back.is_ok(), "the trained ResNet's weights load");
+    let f = &summary.final_eval;
+    assert_eq!(f.n, 4);
+    assert!(
+        (0.0..=f.clean_acc).contains(&f.vra),
+        "{} {}",
+        f.vra,
+        f.clean_acc
+    );
+}

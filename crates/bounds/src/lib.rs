@@ -31,6 +31,7 @@
 mod crown;
 mod domain;
 mod error;
+mod footprint;
 mod input;
 mod interval;
 mod spec;
@@ -39,6 +40,7 @@ mod symbolic;
 pub use crown::{best_margins, interval_and_crown};
 pub use domain::{Domain, DomainKind, Layout, margins};
 pub use error::BoundsError;
+pub use footprint::{Footprint, Probe, footprint};
 pub use input::{InputDomain, InputSet};
 pub use interval::Interval;
 pub use spec::Margins;

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mixtrain_attack::{Attack, AttackLoss, IntervalAttack, Pgd};
-use mixtrain_bounds::{DomainKind, InputDomain};
+use mixtrain_bounds::{DomainKind, InputDomain, Probe};
 use mixtrain_data::{DataDir, ImageSet, Manifest, Source, Split};
 use mixtrain_nn::{Backend, Device, Network, zoo};
 use mixtrain_train::{Examples, RunOptions, TrainConfig};
@@ -39,6 +39,8 @@ enum Command {
     Eval(EvalArgs),
     /// Attack saved weights on a dataset's test split (FGSM, PGD, interval-gradient).
     Attack(AttackArgs),
+    /// Estimate and measure the time and memory of bounding points of a model in one domain.
+    Cost(CostArgs),
     /// Download a dataset (or copy it from --mirror), verifying checksums.
     Fetch(FetchArgs),
     /// List the training presets, models and datasets.
@@ -344,6 +346,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(args),
         Command::Attack(args) => attack(args),
+        Command::Cost(args) => cost(args),
         Command::Fetch(args) => fetch(args),
         Command::List => {
             println!(
@@ -368,6 +371,130 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[derive(Args)]
+struct CostArgs {
+    /// A model of the zoo.
+    #[arg(long)]
+    model: String,
+    /// Weights (safetensors, PyTorch layout); a seeded initialisation when absent.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// interval, symbolic, crown, crown-symbolic or best.
+    #[arg(long)]
+    domain: String,
+    #[arg(long)]
+    eps: f32,
+    /// Points bounded at once: seeded uniform-noise images (no dataset needed).
+    #[arg(long, default_value_t = 1)]
+    points: usize,
+    /// Time a training step (bounds, then the backward pass of their mean) instead of
+    /// verification.
+    #[arg(long)]
+    train: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also estimate with the unstable ReLUs the symbolic domain meets (bounds the points once
+    /// more before the measurement).
+    #[arg(long)]
+    symbolic_probe: bool,
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    #[arg(long)]
+    device: Option<usize>,
+}
+
+/// `VmRSS` and `VmHWM` of this process in bytes; resetting the peak first (Linux
+/// `clear_refs` 5) makes `VmHWM - VmRSS` the peak of what runs after. `None` off Linux.
+fn rss(reset: bool) -> Option<(u64, u64)> {
+    if reset {
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn cost(args: CostArgs) -> Result<()> {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use rand::{Rng, SeedableRng};
+    let (_, device) = parse_backend(&args.backend, args.device)?;
+    let domain: DomainKind = args.domain.parse()?;
+    let arch = zoo::architecture(&args.model)?;
+    let load = |device: &Device| -> Result<Network> {
+        Ok(match &args.weights {
+            Some(w) => Network::load_safetensors(&arch, w, device)?,
+            None => Network::init(&arch, args.seed, device)?,
+        })
+    };
+    let net = load(&device)?;
+    let [c, h, w] = arch.input;
+    let n = args.points.max(1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let pixels: Vec<f32> = (0..n * c * h * w).map(|_| rng.random::<f32>()).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(pixels, [n, c, h, w]), &device);
+    let set = mixtrain_bounds::InputSet::linf(x.clone(), args.eps, InputDomain::Unit)?;
+    let x_probe = x.clone();
+    let pick = |f: mixtrain_bounds::Footprint| {
+        if args.train {
+            f.train_bytes
+        } else {
+            f.eval_bytes
+        }
+    };
+    let by_interval = pick(mixtrain_bounds::footprint(
+        &net,
+        &set,
+        domain,
+        Probe::Interval,
+    )?);
+    let labels = |d: &Device| Tensor::<1, Int>::zeros([n], d);
+    let before = rss(true);
+    let start = std::time::Instant::now();
+    if args.train {
+        let ad = device.clone().autodiff();
+        let net = load(&ad)?;
+        let set = mixtrain_bounds::InputSet::linf(x.autodiff(), args.eps, InputDomain::Unit)?;
+        let bounds = domain.margins(&net, &set, labels(&ad))?;
+        let _grads = bounds.lower.mean().neg().backward();
+    } else {
+        let bounds = domain.margins(&net, &set, labels(&device))?;
+        bounds.verified().into_data().try_to_vec::<bool>()?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let peak = rss(false)
+        .zip(before)
+        .map(|((_, hwm), (rss, _))| hwm.saturating_sub(rss));
+    // after the measurement: the probe's freed pages would stay resident and hide the peak
+    let by_symbolic = match args.symbolic_probe {
+        true => Some(pick(mixtrain_bounds::footprint(
+            &load(&device)?,
+            &mixtrain_bounds::InputSet::linf(x_probe, args.eps, InputDomain::Unit)?,
+            domain,
+            Probe::Symbolic,
+        )?)),
+        false => None,
+    };
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let report = serde_json::json!({
+        "model": arch.name,
+        "domain": domain.name(),
+        "eps": args.eps,
+        "points": n,
+        "mode": if args.train { "train" } else { "verify" },
+        "seconds": seconds,
+        "seconds_per_point": seconds / n as f64,
+        "peak_mib": peak.map(mib),
+        "peak_mib_per_point": peak.map(|p| mib(p) / n as f64),
+        "estimated_mib_per_point": mib(by_interval),
+        "estimated_mib_per_point_symbolic_probe": by_symbolic.map(mib),
+    });
+    println!("{report}");
+    Ok(())
 }
 
 fn parse_backend(name: &str, index: Option<usize>) -> Result<(Backend, Device)> {

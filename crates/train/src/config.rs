@@ -14,6 +14,8 @@ const PRESETS: &[(&str, &str)] = &[
     ("mnist-large", include_str!("../presets/mnist-large.toml")),
     ("cifar", include_str!("../presets/cifar.toml")),
     ("cifar-large", include_str!("../presets/cifar-large.toml")),
+    ("cifar-resnet", include_str!("../presets/cifar-resnet.toml")),
+    ("imagenet200", include_str!("../presets/imagenet200.toml")),
 ];
 
 /// How the network is trained.
@@ -182,6 +184,14 @@ pub struct TrainConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
     pub eval_batch_size: usize,
+    /// Training augmentation: random crop from the image zero-padded by 4, horizontal flip
+    /// (CIFAR's; the MixTrain authors' CIFAR runs use it).
+    #[serde(default)]
+    pub augment: bool,
+    /// The memory the run may use, in MiB (default: 80% of the machine's memory). A run whose
+    /// estimated bounding memory exceeds it is refused before it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget_mib: Option<u64>,
     /// Checkpoints kept (the most recent ones).
     pub keep_checkpoints: usize,
     pub optimizer: OptimizerConfig,
@@ -212,6 +222,8 @@ impl Default for TrainConfig {
             train_limit: None,
             test_limit: None,
             eval_batch_size: 500,
+            augment: false,
+            memory_budget_mib: None,
             keep_checkpoints: 2,
             optimizer: OptimizerConfig::default(),
             lr_schedule: LrSchedule::Constant,

@@ -30,6 +30,8 @@ pub enum TrainError {
         term: &'static str,
         value: f32,
     },
+    #[error("memory: {message}")]
+    Memory { message: String },
     #[error("run directory {dir}: {message}")]
     RunDir { dir: PathBuf, message: String },
 }

@@ -30,6 +30,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod eval;
+mod memory;
 mod progress;
 mod run;
 mod step;

@@ -10,7 +10,7 @@ use burn::optim::{
 use burn::tensor::{Int, Tensor};
 use mixtrain_attack::Pgd;
 use mixtrain_bounds::InputDomain;
-use mixtrain_data::{DataDir, ImageSet, Split};
+use mixtrain_data::{Augment, DataDir, ImageSet, Split};
 use mixtrain_loss::{AlphaChange, Dmt, Mix, Policy, accuracy_count};
 use mixtrain_nn::{Network, write_atomic, zoo};
 use rand::SeedableRng;
@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{self, State};
 use crate::eval::{EvalResult, attack, evaluate, to_device, verify};
+use crate::memory;
 use crate::progress::{Progress, peak_memory_mib};
 use crate::step::{self, StepContext, Terms};
 use crate::{Method, OptimizerConfig, OptimizerKind, TrainConfig, TrainError};
@@ -296,6 +297,17 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
             ),
         });
     }
+    {
+        // the bounds must fit before anything is written: a few training images at the target
+        // eps count the unstable ReLUs of the initial weights
+        let probe = train_set.select(&(0..train_set.len().min(8)).collect::<Vec<_>>());
+        let batch = probe
+            .batches(probe.len(), None)
+            .next()
+            .expect("a non-empty probe");
+        let (x, _) = to_device(batch, &device);
+        memory::check(config, &Network::init(&arch, config.seed, &device)?, x)?;
+    }
     // Only now that data, model and device are known good does the run directory get written.
     prepare_dir(config, opts)?;
 
@@ -360,13 +372,17 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
         let mut sums = EpochSums::default();
         let mut correct: Option<Tensor<1, Int>> = None;
         let (mut lr, mut eps) = (0.0, 0.0);
-        for (b, batch) in train_set
+        for (b, mut batch) in train_set
             .batches(
                 config.batch_size,
                 Some(config.seed.wrapping_add(epoch as u64)),
             )
             .enumerate()
         {
+            if config.augment {
+                let seed = config.seed ^ ((epoch as u64) << 32 | b as u64);
+                Augment::CIFAR.apply(&mut batch, seed);
+            }
             lr = config.lr_schedule.lr(
                 config.optimizer.lr,
                 state.step,
@@ -396,6 +412,9 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
                 mix,
             };
             let (x, y) = to_device(batch, &ad);
+            if model.has_batch_norm() {
+                model = model.refresh_statistics(x.clone());
+            }
             let terms = step::terms(&model, x, y.clone(), &ctx, &mut rng)?;
             let fail = |e| {
                 progress.finish();

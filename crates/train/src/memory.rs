@@ -1,0 +1,120 @@
+//! The memory budget: a run whose bounds would not fit is refused before it starts, with what
+//! to change, rather than killed by the system half-way through an epoch.
+
+use burn::tensor::Tensor;
+use mixtrain_bounds::{DomainKind, Footprint, InputDomain, InputSet, Probe, footprint};
+use mixtrain_nn::Network;
+
+use crate::{Method, TrainConfig, TrainError};
+
+/// The budget in bytes: `memory_budget_mib`, or 80% of the machine's memory (Linux
+/// `MemTotal`); `None` when neither is known.
+pub(crate) fn budget(config: &TrainConfig) -> Option<u64> {
+    config.memory_budget_mib.map(|m| m << 20).or_else(|| {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024 / 10 * 8)
+    })
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Checks every bounding the run will do (the training step's robust loss, the validation VRA,
+/// the final verification) against the budget, with the unstable ReLUs counted on `probe`
+/// (a few training images) at the target eps: by an interval pass, and where that over-count
+/// does not fit, by a symbolic pass over the first image (when one point's interval estimate
+/// fits).
+pub(crate) fn check(
+    config: &TrainConfig,
+    net: &Network,
+    probe: Tensor<4>,
+) -> Result<(), TrainError> {
+    let Some(budget) = budget(config) else {
+        return Ok(());
+    };
+    let set = InputSet::linf(probe, config.eps as f32, InputDomain::Unit)?;
+    // (what, domain, points, training step?, what to change)
+    let mut uses: Vec<(String, DomainKind, usize, bool, String)> = Vec::new();
+    match config.method {
+        Method::Mixtrain => uses.push((
+            format!("the robust loss (mixtrain, k = {})", config.k),
+            config.train_domain(),
+            config.k,
+            true,
+            "a smaller k, domain = \"crown\" or \"interval\"".into(),
+        )),
+        Method::Ibp | Method::CrownIbp => uses.push((
+            format!(
+                "the robust loss ({}, the whole batch)",
+                config.method.name()
+            ),
+            config.train_domain(),
+            config.batch_size,
+            true,
+            "a smaller batch_size".into(),
+        )),
+        Method::Natural | Method::Pgd => {}
+    }
+    let eval = config.final_eval.bound_batch_size;
+    if config.val_size > 0 {
+        uses.push((
+            "the validation VRA".into(),
+            config.val_domain(),
+            eval,
+            false,
+            "a smaller final_eval.bound_batch_size, val_domain = \"crown\" or \"interval\"".into(),
+        ));
+    }
+    uses.push((
+        "the final verification".into(),
+        config.final_domain(),
+        eval,
+        false,
+        "a smaller final_eval.bound_batch_size, final_eval.domain = \"crown\" or \"interval\""
+            .into(),
+    ));
+    // the symbolic probe bounds one image, once its own (interval) estimate fits
+    let first = InputSet::new(
+        set.lower.clone().narrow(0, 0, 1),
+        set.upper.clone().narrow(0, 0, 1),
+    );
+    for (what, domain, points, training, change) in uses {
+        let pick = |f: Footprint| {
+            if training {
+                f.train_bytes
+            } else {
+                f.eval_bytes
+            }
+        };
+        let mut per_point = pick(footprint(net, &set, domain, Probe::Interval)?);
+        if per_point.saturating_mul(points as u64) > budget
+            && domain != DomainKind::Interval
+            && footprint(net, &first, DomainKind::Symbolic, Probe::Interval)?.eval_bytes <= budget
+        {
+            per_point = pick(footprint(net, &first, domain, Probe::Symbolic)?);
+        }
+        let total = per_point.saturating_mul(points as u64);
+        if total > budget {
+            let fits = budget / per_point.max(1);
+            return Err(TrainError::Memory {
+                message: format!(
+                    "{what} bounds {points} point(s) of {} in the {} domain: an estimated {} \
+                     ({} per point, unstable ReLUs counted by an interval pass at eps {}) exceeds \
+                     the memory budget of {} (memory_budget_mib). Use {change} ({} point(s) \
+                     fit), or raise memory_budget_mib",
+                    config.model,
+                    domain.name(),
+                    gib(total),
+                    gib(per_point),
+                    config.eps,
+                    gib(budget),
+                    fits
+                ),
+            });
+        }
+    }
+    Ok(())
+}
