@@ -92,14 +92,7 @@ fn push_block(
     s: usize,
     (out, stride, batch_norm, pool): BlockShape,
 ) -> (usize, usize) {
-    let conv = |name: &str, i, o, k, st, p| LayerSpec::Conv2d {
-        name: name.into(),
-        in_channels: i,
-        out_channels: o,
-        kernel: k,
-        stride: st,
-        padding: p,
-    };
+    let conv = LayerSpec::conv2d;
     let mut path = vec![conv("block.a", c, out, 3, stride, 1)];
     if batch_norm {
         path.push(LayerSpec::BatchNorm2d {

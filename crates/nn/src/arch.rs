@@ -64,6 +64,25 @@ fn default_bn_momentum() -> f32 {
 }
 
 impl LayerSpec {
+    /// A convolution with a square `kernel`, `stride` and symmetric zero `padding`.
+    pub fn conv2d(
+        name: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        LayerSpec::Conv2d {
+            name: name.into(),
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        }
+    }
+
     /// The parameter-name prefix of a layer with parameters.
     pub fn name(&self) -> Option<&str> {
         match self {
@@ -439,14 +458,7 @@ mod tests {
 
     #[test]
     fn residual_blocks_check_both_branches() {
-        let conv = |name: &str, i, o, k, st, p| LayerSpec::Conv2d {
-            name: name.into(),
-            in_channels: i,
-            out_channels: o,
-            kernel: k,
-            stride: st,
-            padding: p,
-        };
+        let conv = LayerSpec::conv2d;
         let arch = |skip: Option<LayerSpec>, inner: usize| Architecture {
             name: "block".into(),
             input: [2, 6, 6],

@@ -506,14 +506,7 @@ pub(crate) mod tests {
     /// Normalize, a residual block with a batch norm in its path and a projection skip, average
     /// pooling: every layer kind.
     pub(crate) fn block_arch() -> Architecture {
-        let conv = |name: &str, i, o, k, st, p| LayerSpec::Conv2d {
-            name: name.into(),
-            in_channels: i,
-            out_channels: o,
-            kernel: k,
-            stride: st,
-            padding: p,
-        };
+        let conv = LayerSpec::conv2d;
         Architecture {
             name: "block".into(),
             input: [2, 6, 6],

@@ -21,25 +21,7 @@ pub const CIFAR_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const CIFAR_STD: [f32; 3] = [0.225, 0.225, 0.225];
 
 fn conv(name: &str, cin: usize, cout: usize, kernel: usize, stride: usize) -> LayerSpec {
-    conv_padded(name, cin, cout, kernel, stride, 1)
-}
-
-fn conv_padded(
-    name: &str,
-    cin: usize,
-    cout: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-) -> LayerSpec {
-    LayerSpec::Conv2d {
-        name: name.into(),
-        in_channels: cin,
-        out_channels: cout,
-        kernel,
-        stride,
-        padding,
-    }
+    LayerSpec::conv2d(name, cin, cout, kernel, stride, 1)
 }
 
 fn linear(name: &str, cin: usize, cout: usize) -> LayerSpec {
@@ -115,8 +97,22 @@ fn cifar_normalize() -> Option<LayerSpec> {
 fn block(name: &str, cin: usize, cout: usize, downsample: bool) -> [LayerSpec; 2] {
     let (k, stride) = if downsample { (4, 2) } else { (3, 1) };
     let skip = match (downsample, cin == cout) {
-        (true, _) => Some(conv_padded(&format!("{name}.skip"), cin, cout, 2, 2, 0)),
-        (false, false) => Some(conv_padded(&format!("{name}.skip"), cin, cout, 1, 1, 0)),
+        (true, _) => Some(LayerSpec::conv2d(
+            &format!("{name}.skip"),
+            cin,
+            cout,
+            2,
+            2,
+            0,
+        )),
+        (false, false) => Some(LayerSpec::conv2d(
+            &format!("{name}.skip"),
+            cin,
+            cout,
+            1,
+            1,
+            0,
+        )),
         (false, true) => None,
     };
     [
@@ -235,7 +231,7 @@ pub fn architecture(name: &str) -> Result<Architecture, NnError> {
                 let (n, f) = depth_width(rest).ok_or_else(unknown)?;
                 Ok(ResNet {
                     input: [3, 64, 64],
-                    stem: conv_padded("stem", 3, 16 * f, 7, 2, 3),
+                    stem: LayerSpec::conv2d("stem", 3, 16 * f, 7, 2, 3),
                     stem_width: 16 * f,
                     side: 32,
                     n,
@@ -256,6 +252,16 @@ mod tests {
     use super::*;
     use crate::arch::ActShape;
 
+    /// The shape after the flatten.
+    fn flattened(a: &Architecture) -> ActShape {
+        let at = a
+            .layers
+            .iter()
+            .position(|l| *l == LayerSpec::Flatten)
+            .unwrap();
+        a.check().unwrap()[at]
+    }
+
     #[test]
     fn flatten_sizes_match_the_paper() {
         for (name, flat) in [
@@ -265,13 +271,7 @@ mod tests {
             ("cifar_large", 4096),
         ] {
             let a = architecture(name).unwrap();
-            let shapes = a.check().unwrap();
-            let at = a
-                .layers
-                .iter()
-                .position(|l| *l == LayerSpec::Flatten)
-                .unwrap();
-            assert_eq!(shapes[at], ActShape::Flat(flat), "{name}");
+            assert_eq!(flattened(&a), ActShape::Flat(flat), "{name}");
         }
         let names: Vec<_> = architecture("mnist_small")
             .unwrap()
@@ -319,13 +319,7 @@ mod tests {
             ("imagenet200_resnet_f2", 8192, 200, 3),
         ] {
             let a = architecture(name).unwrap();
-            let shapes = a.check().unwrap();
-            let at = a
-                .layers
-                .iter()
-                .position(|l| *l == LayerSpec::Flatten)
-                .unwrap();
-            assert_eq!(shapes[at], ActShape::Flat(flat), "{name}");
+            assert_eq!(flattened(&a), ActShape::Flat(flat), "{name}");
             assert_eq!(a.classes, classes);
             let residual = a
                 .layers
