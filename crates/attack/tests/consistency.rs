@@ -15,19 +15,8 @@ fn device() -> Device {
 /// conv - relu - conv - relu - flatten - linear - relu - linear on `[1, 6, 6]`, 3 classes,
 /// every parameter scaled by `scale` (larger scales make more unstable ReLUs).
 fn net(seed: u64, scale: f32) -> Network {
-    let conv = |name: &str, i, o| LayerSpec::Conv2d {
-        name: name.into(),
-        in_channels: i,
-        out_channels: o,
-        kernel: 3,
-        stride: 2,
-        padding: 1,
-    };
-    let linear = |name: &str, i, o| LayerSpec::Linear {
-        name: name.into(),
-        in_features: i,
-        out_features: o,
-    };
+    let conv = |name: &str, i, o| LayerSpec::conv2d(name, i, o, 3, 2, 1);
+    let linear = LayerSpec::linear;
     let arch = Architecture {
         name: "small".into(),
         input: [1, 6, 6],

@@ -643,14 +643,7 @@ mod tests {
     /// Two convolutions with awkward geometry (padding, a stride that drops a row) and their
     /// layouts: `[2, 9, 9] -> [3, 5, 5] -> [4, 2, 2]`.
     fn two_convs(device: &Device) -> (Conv2d, [usize; 3], Conv2d, [usize; 3]) {
-        let conv = |name: &str, i, o, k, s, p| LayerSpec::Conv2d {
-            name: name.into(),
-            in_channels: i,
-            out_channels: o,
-            kernel: k,
-            stride: s,
-            padding: p,
-        };
+        let conv = LayerSpec::conv2d;
         let arch = Architecture {
             name: "two-convs".into(),
             input: [2, 9, 9],

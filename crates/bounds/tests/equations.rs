@@ -8,25 +8,6 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use mixtrain_bounds::{DomainKind, InputSet, margin_equations};
 use mixtrain_nn::{Architecture, Backend, Layer, LayerSpec, Network};
 
-fn conv(name: &str, i: usize, o: usize, k: usize, s: usize, p: usize) -> LayerSpec {
-    LayerSpec::Conv2d {
-        name: name.into(),
-        in_channels: i,
-        out_channels: o,
-        kernel: k,
-        stride: s,
-        padding: p,
-    }
-}
-
-fn linear(name: &str, i: usize, o: usize) -> LayerSpec {
-    LayerSpec::Linear {
-        name: name.into(),
-        in_features: i,
-        out_features: o,
-    }
-}
-
 /// Normalisation, then two convolutions (patch chains) or three (made dense), then two linear
 /// layers; `[2, 8, 8]` inputs, 4 classes.
 fn arch(convs: usize) -> Architecture {
@@ -34,17 +15,17 @@ fn arch(convs: usize) -> Architecture {
         mean: vec![0.4, 0.5],
         std: vec![0.3, 0.2],
     }];
-    layers.extend([conv("c1", 2, 3, 4, 2, 1), LayerSpec::Relu]); // 4x4
-    layers.extend([conv("c2", 3, 4, 3, 1, 1), LayerSpec::Relu]); // 4x4
+    layers.extend([LayerSpec::conv2d("c1", 2, 3, 4, 2, 1), LayerSpec::Relu]); // 4x4
+    layers.extend([LayerSpec::conv2d("c2", 3, 4, 3, 1, 1), LayerSpec::Relu]); // 4x4
     if convs == 3 {
-        layers.extend([conv("c3", 4, 4, 2, 2, 0), LayerSpec::Relu]); // 2x2
+        layers.extend([LayerSpec::conv2d("c3", 4, 4, 2, 2, 0), LayerSpec::Relu]); // 2x2
     }
     let flat = if convs == 3 { 16 } else { 64 };
     layers.extend([
         LayerSpec::Flatten,
-        linear("fc", flat, 10),
+        LayerSpec::linear("fc", flat, 10),
         LayerSpec::Relu,
-        linear("out", 10, 4),
+        LayerSpec::linear("out", 10, 4),
     ]);
     Architecture {
         name: format!("eq{convs}"),

@@ -83,6 +83,15 @@ impl LayerSpec {
         }
     }
 
+    /// A linear layer `in_features -> out_features`.
+    pub fn linear(name: &str, in_features: usize, out_features: usize) -> Self {
+        LayerSpec::Linear {
+            name: name.into(),
+            in_features,
+            out_features,
+        }
+    }
+
     /// The parameter-name prefix of a layer with parameters.
     pub fn name(&self) -> Option<&str> {
         match self {

@@ -25,11 +25,7 @@ fn conv(name: &str, cin: usize, cout: usize, kernel: usize, stride: usize) -> La
 }
 
 fn linear(name: &str, cin: usize, cout: usize) -> LayerSpec {
-    LayerSpec::Linear {
-        name: name.into(),
-        in_features: cin,
-        out_features: cout,
-    }
+    LayerSpec::linear(name, cin, cout)
 }
 
 /// `Conv(c->16, 4, s2) - Conv(16->32, 4, s2) - Linear 100 - Linear 10`, ReLU between.
