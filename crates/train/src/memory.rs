@@ -90,11 +90,13 @@ pub(crate) fn check(
             }
         };
         let mut per_point = pick(footprint(net, &set, domain, Probe::Interval)?);
+        let mut counted = "an interval pass over the probe images";
         if per_point.saturating_mul(points as u64) > budget
             && domain != DomainKind::Interval
             && footprint(net, &first, DomainKind::Symbolic, Probe::Interval)?.eval_bytes <= budget
         {
             per_point = pick(footprint(net, &first, domain, Probe::Symbolic)?);
+            counted = "a symbolic pass over the first image";
         }
         let total = per_point.saturating_mul(points as u64);
         if total > budget {
@@ -102,7 +104,7 @@ pub(crate) fn check(
             return Err(TrainError::Memory {
                 message: format!(
                     "{what} bounds {points} point(s) of {} in the {} domain: an estimated {} \
-                     ({} per point, unstable ReLUs counted by an interval pass at eps {}) exceeds \
+                     ({} per point, unstable ReLUs counted by {counted} at eps {}) exceeds \
                      the memory budget of {} (memory_budget_mib). Use {change} ({} point(s) \
                      fit), or raise memory_budget_mib",
                     config.model,
