@@ -10,10 +10,12 @@
 //! | [`attack`] | `mixtrain-attack` | adversarial attacks |
 //! | [`data`] | `mixtrain-data` | dataset manifests, fetching, readers, batching |
 //! | [`train`] | `mixtrain-train` | the trainer |
+//! | [`interop`] | `mixtrain-interop` | ONNX export, VNN-LIB properties |
 
 pub use mixtrain_attack as attack;
 pub use mixtrain_bounds as bounds;
 pub use mixtrain_data as data;
+pub use mixtrain_interop as interop;
 pub use mixtrain_loss as loss;
 pub use mixtrain_nn as nn;
 pub use mixtrain_train as train;

@@ -28,6 +28,20 @@ pub struct Options {
     pub threshold: f64,
     /// `mnist` or `cifar`: also time one training epoch per method.
     pub epoch: Option<String>,
+    /// `flex`, `ndarray` or `wgpu` (built with the `wgpu` features), and a GPU index for wgpu.
+    pub backend: String,
+    pub device: Option<usize>,
+}
+
+impl Options {
+    /// Cargo flags that compile the backend in: `mixtrain-bench/wgpu` for the benches,
+    /// `mixtrain-cli/wgpu` for the binary that times epochs.
+    fn features(&self, package: &str) -> Vec<String> {
+        match self.backend.as_str() {
+            "wgpu" => vec!["--features".into(), format!("{package}/wgpu")],
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -35,6 +49,9 @@ pub struct Report {
     pub date: String,
     pub commit: String,
     pub quick: bool,
+    /// The backend the benchmarks ran on (`flex` in reports that predate the field).
+    #[serde(default = "flex")]
+    pub backend: String,
     pub machine: Machine,
     pub benchmarks: Vec<Entry>,
     pub epochs: Vec<EpochEntry>,
@@ -42,6 +59,10 @@ pub struct Report {
     pub baseline: Option<String>,
     #[serde(default)]
     pub regressions: Vec<String>,
+}
+
+fn flex() -> String {
+    "flex".into()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,7 +125,12 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
     // any other workspace build and burn is not built a second time)
     bench
         .current_dir(root)
-        .args(["bench", "--workspace", "--bench", "*"]);
+        .args(["bench", "--workspace", "--bench", "*"])
+        .args(opts.features("mixtrain-bench"))
+        .env("MIXTRAIN_BENCH_BACKEND", &opts.backend);
+    if let Some(index) = opts.device {
+        bench.env("MIXTRAIN_BENCH_DEVICE", index.to_string());
+    }
     if opts.quick {
         bench.env("MIXTRAIN_BENCH_QUICK", "1");
     }
@@ -113,6 +139,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
         let status = Command::new(&cargo)
             .current_dir(root)
             .args(["bench", "--workspace", "--bench", "*", "--no-run"])
+            .args(opts.features("mixtrain-bench"))
             .status()
             .context("building the benches")?;
         if !status.success() {
@@ -133,7 +160,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
             let Some(set) = EPOCH_SETS.iter().find(|s| s.name == name) else {
                 bail!("--epoch {name}: expected mnist or cifar");
             };
-            epochs(root, &cargo, set, opts.quick)?
+            epochs(root, &cargo, set, opts)?
         }
     };
     let load_after = load_average();
@@ -152,6 +179,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
         date: now(),
         commit: git(root, &["rev-parse", "--short", "HEAD"]).unwrap_or_default(),
         quick: opts.quick,
+        backend: opts.backend.clone(),
         machine: Machine {
             cpu: cpu_model(),
             cores,
@@ -314,10 +342,11 @@ const EPOCH_METHODS: [(&str, &[&str]); 6] = [
 /// One epoch of each method on `set` (its preset's model, batch and eps, eps in full from the
 /// first step, no warm-up, PGD-10), through the release binary; `quick` trains on fewer images.
 /// Seconds are scaled by the training images the run reports.
-fn epochs(root: &Path, cargo: &str, set: &EpochSet, quick: bool) -> Result<Vec<EpochEntry>> {
+fn epochs(root: &Path, cargo: &str, set: &EpochSet, opts: &Options) -> Result<Vec<EpochEntry>> {
     let status = Command::new(cargo)
         .current_dir(root)
         .args(["build", "--release", "--quiet", "-p", "mixtrain-cli"])
+        .args(opts.features("mixtrain-cli"))
         .status()
         .context("building the mixtrain binary")?;
     if !status.success() {
@@ -341,11 +370,13 @@ fn epochs(root: &Path, cargo: &str, set: &EpochSet, quick: bool) -> Result<Vec<E
             .args(["--set", "pgd.steps=10"])
             .args(["--set", "final_eval.pgd_steps=0"])
             .args(["--set", "final_eval.domain=\"interval\""])
+            .args(["--backend", &opts.backend])
+            .args(opts.device.map(|i| format!("--device={i}")))
             .args(flags)
             .arg("--out")
             .arg(&dir)
             .stdout(std::process::Stdio::null());
-        if quick {
+        if opts.quick {
             train.args(["--train-limit", &(set.quick_images + 100).to_string()]);
         }
         let start = Instant::now();
@@ -407,10 +438,11 @@ fn markdown(r: &Report, threshold: f64) -> String {
     let load = |l: Option<f64>| l.map_or("n/a".into(), |v| format!("{v:.2}"));
     let busy = |b: Option<f64>| b.map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0));
     let mut s = format!(
-        "# Benchmark report\n\n{} · commit {} · {}{}\n\nMachine: {} ({} cores), {}, {}. CPU busy (other processes) before {}, after {}; load average (1 min) before {}, after {}.\n\n",
+        "# Benchmark report\n\n{} · commit {} · {} · backend {}{}\n\nMachine: {} ({} cores), {}, {}. CPU busy (other processes) before {}, after {}; load average (1 min) before {}, after {}.\n\n",
         r.date,
         r.commit,
         if r.quick { "quick mode" } else { "full mode" },
+        r.backend,
         r.baseline
             .as_ref()
             .map_or(String::new(), |b| format!(" · baseline {b}")),
@@ -640,6 +672,7 @@ mod tests {
             date: String::new(),
             commit: String::new(),
             quick: true,
+            backend: flex(),
             machine: Machine {
                 cpu: String::new(),
                 cores: 2,

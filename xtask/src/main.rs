@@ -6,7 +6,7 @@
 //!   `MIXTRAIN_MIRROR` when set, else by download), build the `mixtrain` binary in release
 //!   mode and train with the preset. A CIFAR-10 preset falls back to `cifar10-sample` when the
 //!   full set cannot be fetched (offline, a mirror holding only the sample), and says so.
-//! - `cargo xtask bench [--quick] [--baseline FILE | --baseline-ref REF] [--threshold PCT]
+//! - `cargo xtask bench [--quick] [--backend B [--device I]] [--baseline FILE | --baseline-ref REF] [--threshold PCT]
 //!   [--epoch mnist|cifar [--epoch-only]]`: run the criterion benches (and time a training epoch per
 //!   method) and
 //!   write `target/bench-report/report.{md,json}`; see `bench.rs`.
@@ -89,7 +89,7 @@ fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
         bail!(
-            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]]"
+            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--backend flex|ndarray|wgpu [--device I]] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]]"
         );
     }
     let task = args.remove(0);
@@ -124,19 +124,14 @@ fn main() -> Result<()> {
                 eprintln!("WARNING: {e:#}; fetching {sample} instead");
                 fetch(sample, &data, mirror)?;
             }
+            // `--backend wgpu` needs the binary built with it
+            let wgpu = args.windows(2).any(|w| w == ["--backend", "wgpu"])
+                || args.iter().any(|a| a == "--backend=wgpu");
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(workspace_root())
-                .args([
-                    "run",
-                    "--release",
-                    "--quiet",
-                    "-p",
-                    "mixtrain-cli",
-                    "--",
-                    "train",
-                    "--preset",
-                    &preset,
-                ])
+                .args(["run", "--release", "--quiet", "-p", "mixtrain-cli"])
+                .args(wgpu.then_some(["--features", "wgpu"]).into_iter().flatten())
+                .args(["--", "train", "--preset", &preset])
                 .args(&args)
                 .env(DataDir::ENV, data.root())
                 .status()
@@ -175,7 +170,21 @@ fn run_bench(mut args: Vec<String>) -> Result<()> {
         baseline_ref: take_flag(&mut args, "--baseline-ref")?,
         threshold,
         epoch: take_flag(&mut args, "--epoch")?,
+        backend: take_flag(&mut args, "--backend")?.unwrap_or_else(|| "flex".into()),
+        device: match take_flag(&mut args, "--device")? {
+            Some(d) => Some(
+                d.parse()
+                    .with_context(|| format!("--device {d:?}: a GPU index"))?,
+            ),
+            None => None,
+        },
     };
+    if !["flex", "ndarray", "wgpu"].contains(&opts.backend.as_str()) {
+        bail!(
+            "--backend {:?}: expected flex, ndarray or wgpu",
+            opts.backend
+        );
+    }
     if let Some(extra) = args.first() {
         bail!("cargo xtask bench: unexpected argument {extra:?}");
     }

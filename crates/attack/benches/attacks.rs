@@ -11,13 +11,13 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use mixtrain_attack::{Attack, IntervalAttack, Pgd};
 use mixtrain_bench::{Meta, PeakAlloc, peak_bytes, record};
 use mixtrain_data::{DataDir, Split};
-use mixtrain_nn::{Backend, Network, zoo};
+use mixtrain_nn::{Network, zoo};
 
 #[global_allocator]
 static ALLOCATOR: PeakAlloc = PeakAlloc;
 
 fn attacks(c: &mut Criterion) {
-    let device = Backend::Flex.device(None).expect("the CPU backend");
+    let device = mixtrain_bench::device();
     let quick = mixtrain_bench::quick();
     let (n, steps, rounds) = if quick { (10, 10, 1) } else { (50, 40, 3) };
     let arch = zoo::architecture("mnist_small").expect("zoo model");

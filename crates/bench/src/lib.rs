@@ -6,6 +6,7 @@
 //! - [`Meta`] and [`record`]: per benchmark, its unit, peak heap and FLOP count, written to
 //!   `target/bench-meta/` beside criterion's own `target/criterion/` estimates;
 //! - [`quick`]: `MIXTRAIN_BENCH_QUICK` set, the few-minutes mode of `cargo xtask bench --quick`;
+//! - [`device`]: the backend of `cargo xtask bench --backend B [--device I]`;
 //! - where the data is ([`mirror`]) and where benches may cache it ([`data_dir`]).
 //!
 //! No mixtrain crate depends on this one except as a dev-dependency of its benches.
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use mixtrain_nn::{Backend, Device, adapter_name};
 use serde::{Deserialize, Serialize};
 
 /// mimalloc (see the CLI for why) with a count of live bytes and their high-water mark.
@@ -95,6 +97,28 @@ pub fn record(meta: &Meta) {
 /// `cargo xtask bench --quick`: fewer configurations and shorter measurements.
 pub fn quick() -> bool {
     std::env::var_os("MIXTRAIN_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The device the benches run on: the backend `MIXTRAIN_BENCH_BACKEND` names (`flex` by default;
+/// `cargo xtask bench --backend B` sets it, and builds with `--features mixtrain-bench/wgpu`
+/// for wgpu) and the GPU index `MIXTRAIN_BENCH_DEVICE`. Said on stderr with its adapter. A
+/// bench on wgpu must end each iteration on a read-back or [`Device::sync`], or it times the
+/// queueing of kernels rather than their work.
+pub fn device() -> Device {
+    let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let backend: Backend = var("MIXTRAIN_BENCH_BACKEND")
+        .unwrap_or_else(|| "flex".into())
+        .parse()
+        .unwrap_or_else(|e| panic!("MIXTRAIN_BENCH_BACKEND: {e}"));
+    let index = var("MIXTRAIN_BENCH_DEVICE").map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("MIXTRAIN_BENCH_DEVICE: {v:?} is not a GPU index"))
+    });
+    let device = backend
+        .device(index)
+        .unwrap_or_else(|e| panic!("MIXTRAIN_BENCH_BACKEND={backend}: {e}"));
+    eprintln!("benches run on {backend} ({})", adapter_name(&device));
+    device
 }
 
 /// Criterion's sampling for this mode: (samples, warm-up, measurement time).

@@ -22,7 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use mixtrain_bench::{Meta, PeakAlloc, peak_bytes, record};
 use mixtrain_bounds::{DomainKind, InputDomain, InputSet};
 use mixtrain_data::{DataDir, Split};
-use mixtrain_nn::{Backend, Network, zoo};
+use mixtrain_nn::{Network, zoo};
 
 #[global_allocator]
 static ALLOCATOR: PeakAlloc = PeakAlloc;
@@ -111,6 +111,7 @@ impl Workload {
             .neg();
         let grads = loss.backward();
         drop(grads);
+        device.sync().expect("the device runs the backward pass");
     }
 }
 
@@ -129,7 +130,7 @@ fn flop_per_image(domain: DomainKind, work: &Workload) -> Option<f64> {
 }
 
 fn domains(c: &mut Criterion) {
-    let plain = Backend::Flex.device(None).expect("the CPU backend");
+    let plain = mixtrain_bench::device();
     let ad = plain.clone().autodiff();
     let (samples, warm_up, measurement) = mixtrain_bench::sampling();
     // quick: the batch training uses (k = 5) only

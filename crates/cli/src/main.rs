@@ -1,6 +1,8 @@
 //! `mixtrain`: train, evaluate and fetch data. Parsing and printing only; the work is done by
 //! the library crates.
 
+mod export;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,6 +43,11 @@ enum Command {
     Attack(AttackArgs),
     /// Estimate and measure the time and memory of bounding points of a model in one domain.
     Cost(CostArgs),
+    /// Write saved weights as PyTorch-layout safetensors or as an ONNX model.
+    Export(export::ExportArgs),
+    /// Write a VNN-COMP benchmark: the network as ONNX, one VNN-LIB robustness property per
+    /// correctly classified test image, instances.csv.
+    ExportSpec(export::ExportSpecArgs),
     /// Download a dataset (or copy it from --mirror), verifying checksums.
     Fetch(FetchArgs),
     /// List the training presets, models and datasets.
@@ -312,13 +319,14 @@ impl TestArgs {
         Ok((backend, device, net, set))
     }
 
-    /// `model`, `dataset`, `weights` and `backend` for a JSON report.
-    fn describe(&self, backend: Backend) -> serde_json::Value {
+    /// `model`, `dataset`, `weights`, `backend` and `adapter` for a JSON report.
+    fn describe(&self, backend: Backend, device: &Device) -> serde_json::Value {
         serde_json::json!({
             "model": self.model,
             "dataset": self.dataset,
             "weights": self.weights,
             "backend": backend.name(),
+            "adapter": mixtrain_nn::adapter_name(device),
         })
     }
 }
@@ -347,6 +355,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval(args),
         Command::Attack(args) => attack(args),
         Command::Cost(args) => cost(args),
+        Command::Export(args) => export::export(args),
+        Command::ExportSpec(args) => export::export_spec(args),
         Command::Fetch(args) => fetch(args),
         Command::List => {
             println!(
@@ -497,9 +507,14 @@ fn cost(args: CostArgs) -> Result<()> {
     Ok(())
 }
 
+/// The backend and its device; says on stderr which adapter runs the work.
 fn parse_backend(name: &str, index: Option<usize>) -> Result<(Backend, Device)> {
     let backend: Backend = name.parse()?;
     let device = backend.device(index)?;
+    eprintln!(
+        "backend {backend} on {}",
+        mixtrain_nn::adapter_name(&device)
+    );
     Ok((backend, device))
 }
 
@@ -663,7 +678,7 @@ fn eval(args: EvalArgs) -> Result<()> {
                 }),
             );
         }
-        extend(&mut obj, args.test.describe(backend));
+        extend(&mut obj, args.test.describe(backend, &device));
         println!("{obj}");
     } else {
         println!(
@@ -742,7 +757,7 @@ fn attack(args: AttackArgs) -> Result<()> {
                 "input_domain": args.input_domain,
             }),
         );
-        extend(&mut obj, test.describe(backend));
+        extend(&mut obj, test.describe(backend, &device));
         if let (Some(path), Some(examples)) = (&args.save, &examples) {
             extend(
                 &mut obj,

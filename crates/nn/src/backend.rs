@@ -52,13 +52,49 @@ impl Backend {
     }
 }
 
+/// What `device` runs on, for logs and reports: `cpu` for the CPU backends, the adapter's name
+/// (e.g. `NVIDIA H100 80GB HBM3`, `llvmpipe (LLVM 15.0.6, 256 bits)`) for wgpu.
+pub fn adapter_name(device: &Device) -> String {
+    #[cfg(feature = "wgpu")]
+    if let Some(identity) = device.identity() {
+        return identity.name;
+    }
+    #[cfg(not(feature = "wgpu"))]
+    let _ = device;
+    "cpu".into()
+}
+
+/// Opens the wgpu device, so that a machine without a usable adapter (no GPU, no Vulkan/Metal
+/// driver) gets an error here rather than a panic inside the first kernel launch.
 #[cfg(feature = "wgpu")]
 fn wgpu_device(index: Option<usize>) -> Result<Device, NnError> {
     use burn::tensor::DeviceKind;
-    Ok(Device::wgpu(match index {
+    let device = Device::wgpu(match index {
         Some(i) => DeviceKind::DiscreteGpu(i),
         None => DeviceKind::DefaultDevice,
-    }))
+    });
+    // cubecl reports a missing adapter by panicking; its message is the useful part
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| device.identity()));
+    std::panic::set_hook(hook);
+    match opened {
+        Ok(_) => Ok(device),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the adapter could not be opened".into());
+            Err(NnError::NoAdapter {
+                device: match index {
+                    Some(i) => format!("discrete GPU {i}"),
+                    None => "the default adapter".into(),
+                },
+                reason,
+            })
+        }
+    }
 }
 
 #[cfg(not(feature = "wgpu"))]

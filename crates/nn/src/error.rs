@@ -38,6 +38,12 @@ pub enum NnError {
     },
     #[error("backend {backend} is not compiled into this build: {hint}")]
     BackendMissing { backend: String, hint: String },
+    #[error(
+        "wgpu: cannot open {device}: {reason} (a GPU driver with Vulkan, Metal or DX12 is needed; \
+         on a machine without a GPU, Mesa's software Vulkan driver: `apt-get install \
+         mesa-vulkan-drivers`)"
+    )]
+    NoAdapter { device: String, reason: String },
     #[error("unknown backend {0:?}: expected flex, ndarray or wgpu")]
     UnknownBackend(String),
 }

@@ -28,7 +28,7 @@ mod weights;
 pub mod zoo;
 
 pub use arch::{ActShape, Architecture, LayerSpec};
-pub use backend::Backend;
+pub use backend::{Backend, adapter_name};
 /// burn's run-time device, re-exported so that users need not name burn to pick one.
 pub use burn::tensor::Device;
 pub use error::NnError;

@@ -87,6 +87,26 @@ fn pytorch_values(layers: &[Layer], out: &mut Vec<burn::tensor::TensorData>) {
 }
 
 impl Network {
+    /// Every parameter and running statistic as `(name, shape, values)` in PyTorch's layout
+    /// ([`Architecture::tensors`]'s names, order and shapes): what safetensors and ONNX exports
+    /// write.
+    pub fn pytorch_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mut values = Vec::new();
+        pytorch_values(&self.layers, &mut values);
+        self.architecture()
+            .tensors()
+            .into_iter()
+            .zip(values)
+            .map(|((name, shape), data)| {
+                let values = data
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("converted to float32");
+                (name, shape, values)
+            })
+            .collect()
+    }
+
     /// Loads PyTorch-layout safetensors (`<layer>.weight`, `<layer>.bias`, float32). On any
     /// mismatch the error lists the expected and the found tensor names and shapes.
     pub fn load_safetensors(
@@ -154,19 +174,14 @@ impl Network {
     /// and by `safetensors.torch.load_file` into a module with the same layer names. The model
     /// name is stored in the header metadata (`mixtrain.model`).
     pub fn save_safetensors(&self, path: &Path) -> Result<(), NnError> {
-        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        let to_bytes = |data: burn::tensor::TensorData| -> Vec<u8> {
-            data.try_to_vec::<f32>()
-                .expect("network parameters are float32")
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect()
-        };
-        let mut values = Vec::new();
-        pytorch_values(&self.layers, &mut values);
-        for ((name, shape), data) in self.architecture().tensors().into_iter().zip(values) {
-            tensors.push((name, shape, to_bytes(data)));
-        }
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .pytorch_tensors()
+            .into_iter()
+            .map(|(name, shape, values)| {
+                let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name, shape, bytes)
+            })
+            .collect();
         let views = tensors
             .iter()
             .map(|(n, s, d)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), d)?)))

@@ -15,7 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mixtrain_bench::{Meta, PeakAlloc, peak_bytes, record};
 use mixtrain_data::{DataDir, Split};
-use mixtrain_nn::{Backend, Network, zoo};
+use mixtrain_nn::{Network, zoo};
 use mixtrain_train::{Method, TrainConfig, step_loss};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -74,10 +74,7 @@ fn batch(dataset: &str, device: &Device) -> Option<(Tensor<4>, Tensor<1, Int>)> 
 }
 
 fn steps(c: &mut Criterion) {
-    let ad = Backend::Flex
-        .device(None)
-        .expect("the CPU backend")
-        .autodiff();
+    let ad = mixtrain_bench::device().autodiff();
     let (samples, warm_up, measurement) = mixtrain_bench::sampling();
     let models: &[&str] = if mixtrain_bench::quick() {
         &["mnist_small"]
@@ -124,6 +121,7 @@ fn steps(c: &mut Criterion) {
                     .expect("a supported network");
                 let grads = GradientsParams::from_grads(loss.backward(), &current);
                 net = Some(optim.step(1e-4, current, grads));
+                ad.sync().expect("the device runs the step");
             };
             group.bench_function(BenchmarkId::new(name, BATCH), |b| b.iter(&mut step));
             record(&Meta {

@@ -340,7 +340,7 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
     let metrics_path = opts.out.join("metrics.jsonl");
     truncate_metrics(&metrics_path, state.epoch)?;
     say(format!(
-        "training {} on {} ({} train / {} validation / {} test images), method {}, eps {}, backend {}, {} epochs{}",
+        "training {} on {} ({} train / {} validation / {} test images), method {}, eps {}, backend {} ({}), {} epochs{}",
         config.model,
         dataset,
         train_set.len(),
@@ -349,6 +349,7 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
         config.method.name(),
         config.eps,
         config.backend,
+        mixtrain_nn::adapter_name(&device),
         config.epochs,
         if state.epoch > 0 {
             format!(", resuming after epoch {}", state.epoch)

@@ -1,0 +1,27 @@
+//! Networks and properties that travel to other tools.
+//!
+//! - [`to_onnx`]: a `mixtrain-nn` [`Network`](mixtrain_nn::Network) as a standard ONNX model
+//!   (opset 13), normalisation, batch norm and residual blocks included, for onnxruntime,
+//!   PyTorch and the verifiers of VNN-COMP (alpha-beta-CROWN reads ONNX networks);
+//! - [`Robustness`]: the L_inf robustness property of one point in VNN-LIB, and
+//!   [`instances_csv`], VNN-COMP's instance list, so that a network trained here can be checked
+//!   by the strongest complete verifiers of the field.
+//!
+//! The ONNX writer encodes the protobuf messages itself (a few dozen lines): no protobuf
+//! compiler, no C++ library.
+//!
+//! ```no_run
+//! use mixtrain_interop::{Robustness, to_onnx};
+//! # fn f(net: &mixtrain_nn::Network, image: &[f32]) -> std::io::Result<()> {
+//! std::fs::write("net.onnx", to_onnx(net))?;
+//! let property = Robustness { x: image, eps: 0.1, clip: (0.0, 1.0), label: 7, classes: 10 };
+//! std::fs::write("prop_0.vnnlib", property.to_vnnlib("test image 0"))?;
+//! # Ok(()) }
+//! ```
+
+mod onnx;
+mod protobuf;
+mod vnnlib;
+
+pub use onnx::{OPSET, to_onnx};
+pub use vnnlib::{Instance, Robustness, instances_csv};
