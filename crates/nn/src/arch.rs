@@ -425,6 +425,30 @@ impl Architecture {
         }
         out
     }
+
+    /// The names `torch.nn.Sequential` gives [`Architecture::tensors`] (same order):
+    /// `<index>.weight`, the index a layer's position among the top-level layers, the
+    /// normalisation counted or not (PyTorch code often normalises outside the model). `None`
+    /// with residual blocks, which no plain `nn.Sequential` holds.
+    pub(crate) fn sequential_names(&self, count_normalize: bool) -> Option<Vec<String>> {
+        let mut names = Vec::new();
+        let mut index = 0;
+        for layer in &self.layers {
+            match layer {
+                LayerSpec::Residual { .. } => return None,
+                LayerSpec::Normalize { .. } if !count_normalize => continue,
+                _ => {}
+            }
+            let mut tensors = Vec::new();
+            layer.tensors(&mut tensors);
+            for (name, _) in tensors {
+                let field = name.rsplit('.').next().unwrap_or(&name);
+                names.push(format!("{index}.{field}"));
+            }
+            index += 1;
+        }
+        Some(names)
+    }
 }
 
 fn nest(outer: String, inner: String) -> String {

@@ -120,7 +120,24 @@ impl Network {
             message: e.to_string(),
         })?;
         let params = arch.tensors();
-        let expected = || listing(params.iter().cloned());
+        // by layer name, else by nn.Sequential index (normalisation counted or not)
+        let by_layer: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
+        let names = [
+            Some(by_layer.clone()),
+            arch.sequential_names(true),
+            arch.sequential_names(false),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|names| names.iter().all(|n| st.tensor(n).is_ok()))
+        .unwrap_or(by_layer);
+        let expected = || {
+            let sequential = arch
+                .sequential_names(false)
+                .map(|s| format!(" (or by nn.Sequential index: {})", s.join(", ")))
+                .unwrap_or_default();
+            format!("{}{sequential}", listing(params.iter().cloned()))
+        };
         let found = || {
             listing(
                 st.tensors()
@@ -136,19 +153,19 @@ impl Network {
             found: found(),
         };
         let mut tensors = HashMap::with_capacity(params.len());
-        for (name, shape) in &params {
+        for (stored, (name, shape)) in names.iter().zip(&params) {
             let view = st
-                .tensor(name)
-                .map_err(|_| mismatch(format!("tensor {name} is missing")))?;
+                .tensor(stored)
+                .map_err(|_| mismatch(format!("tensor {stored} is missing")))?;
             if view.dtype() != Dtype::F32 {
                 return Err(mismatch(format!(
-                    "tensor {name} is {:?}, expected F32",
+                    "tensor {stored} is {:?}, expected F32",
                     view.dtype()
                 )));
             }
             if view.shape() != shape.as_slice() {
                 return Err(mismatch(format!(
-                    "tensor {name} has shape {:?}, expected {shape:?}",
+                    "tensor {stored} has shape {:?}, expected {shape:?}",
                     view.shape()
                 )));
             }
@@ -159,12 +176,16 @@ impl Network {
                 .collect();
             if values.iter().any(|v| !v.is_finite()) {
                 return Err(mismatch(format!(
-                    "tensor {name} contains NaN or infinite values"
+                    "tensor {stored} contains NaN or infinite values"
                 )));
             }
             tensors.insert(name.clone(), values);
         }
-        if let Some(extra) = st.names().into_iter().find(|n| !tensors.contains_key(*n)) {
+        if let Some(extra) = st
+            .names()
+            .into_iter()
+            .find(|n| !names.iter().any(|m| m == *n))
+        {
             return Err(mismatch(format!("unexpected tensor {extra}")));
         }
         Network::from_pytorch(arch, tensors, device)
@@ -268,12 +289,13 @@ mod tests {
     }
 
     fn logits(net: &Network, device: &Device) -> Vec<f32> {
+        let [c, h, w] = net.architecture().input;
         let x = Tensor::<4>::from_data(
             burn::tensor::TensorData::new(
-                (0..784)
+                (0..c * h * w)
                     .map(|i| (i % 17) as f32 / 17.0)
                     .collect::<Vec<f32>>(),
-                [1, 1, 28, 28],
+                [1, c, h, w],
             ),
             device,
         );
@@ -298,6 +320,62 @@ mod tests {
         assert_eq!(st.tensor("conv1.weight").unwrap().shape(), [16, 1, 4, 4]);
         let back = Network::load_safetensors(&arch, &path, &device).unwrap();
         assert_same(&net, &back, &device);
+    }
+
+    /// Writes `net`'s tensors under `names` (Architecture::tensors order).
+    fn save_renamed(net: &Network, names: &[String], path: &Path) {
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = net
+            .pytorch_tensors()
+            .into_iter()
+            .zip(names)
+            .map(|((_, shape, v), name)| {
+                (
+                    name.clone(),
+                    shape,
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        let views = tensors.iter().map(|(n, s, d)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), d).unwrap(),
+            )
+        });
+        std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn sequential_indices_load_with_or_without_the_normalisation_counted() {
+        let device = Backend::Flex.device(None).unwrap();
+        // cifar_small: Normalize, Conv2d, ReLU, Conv2d, ReLU, Flatten, Linear, ReLU, Linear
+        let arch = zoo::architecture("cifar_small").unwrap();
+        let net = Network::init(&arch, 5, &device).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seq.safetensors");
+        for (count_normalize, first) in [(true, "1.weight"), (false, "0.weight")] {
+            let names = arch.sequential_names(count_normalize).unwrap();
+            assert_eq!(names[0], first);
+            save_renamed(&net, &names, &path);
+            let back = Network::load_safetensors(&arch, &path, &device).unwrap();
+            assert_same(&net, &back, &device);
+        }
+        let mut names = arch.sequential_names(false).unwrap();
+        names[0] = "9.weight".into();
+        save_renamed(&net, &names, &path);
+        let e = Network::load_safetensors(&arch, &path, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("conv1.weight is missing") && e.contains("nn.Sequential index: 0.weight"),
+            "{e}"
+        );
+        assert!(
+            zoo::architecture("cifar_resnet")
+                .unwrap()
+                .sequential_names(true)
+                .is_none()
+        );
     }
 
     #[test]
