@@ -430,3 +430,81 @@ fn attacks_report_json_and_save_examples_that_fool_the_network() {
         fails_with(&args, bad);
     }
 }
+
+/// `export` writes PyTorch-layout weights that equal the ones read and an ONNX model;
+/// `export-spec` writes a VNN-COMP benchmark directory whose instances name existing files.
+#[test]
+fn export_writes_weights_onnx_and_a_vnncomp_benchmark() {
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/mnist_small_mixtrain_eps0.3.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let export = |format: &str, out: &Path| {
+        ok(mixtrain()
+            .args(["export", "--model", "mnist_small", "--format", format])
+            .arg("--weights")
+            .arg(&weights)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap())
+    };
+    let torch = dir.path().join("torch.safetensors");
+    export("safetensors-torch", &torch);
+    let (a, b) = (std::fs::read(&weights).unwrap(), std::fs::read(&torch).unwrap());
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
+    let mut names = a.names();
+    names.sort();
+    let mut exported = b.names();
+    exported.sort();
+    assert_eq!(names, exported);
+    for name in names {
+        let (x, y) = (a.tensor(name).unwrap(), b.tensor(name).unwrap());
+        assert_eq!((x.shape(), x.data()), (y.shape(), y.data()), "{name}");
+    }
+    let onnx = dir.path().join("net.onnx");
+    export("onnx", &onnx);
+    // ModelProto field 1 (ir_version) = 7 comes first
+    assert_eq!(std::fs::read(&onnx).unwrap()[..2], [0x08, 0x07]);
+    fails_with(
+        &[
+            "export",
+            "--model",
+            "mnist_small",
+            "--format",
+            "tflite",
+            "--out",
+            "x",
+            "--weights",
+            weights.to_str().unwrap(),
+        ],
+        "tflite",
+    );
+
+    let bench = dir.path().join("bench");
+    let said = ok(mixtrain()
+        .args(["export-spec", "--model", "mnist_small", "--dataset", "mnist"])
+        .args(["--eps", "0.1", "--limit", "4", "--timeout", "30"])
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--out")
+        .arg(&bench)
+        .output()
+        .unwrap());
+    assert!(said.contains("4 properties"), "{said}");
+    let csv = std::fs::read_to_string(bench.join("instances.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    for line in csv.lines() {
+        let [model, property, timeout] = line.split(',').collect::<Vec<_>>()[..] else {
+            panic!("{line}: onnx,vnnlib,timeout");
+        };
+        assert_eq!((model, timeout), ("onnx/mnist_small.onnx", "30"));
+        assert!(bench.join(model).is_file());
+        let text = std::fs::read_to_string(bench.join(property)).unwrap();
+        assert!(text.contains("(declare-const X_783 Real)") && text.contains("(declare-const Y_9 Real)"));
+        // nine alternatives: every class but the label
+        assert_eq!(text.matches("(and (>= Y_").count(), 9, "{property}");
+    }
+}
