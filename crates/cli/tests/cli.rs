@@ -450,7 +450,10 @@ fn export_writes_weights_onnx_and_a_vnncomp_benchmark() {
     };
     let torch = dir.path().join("torch.safetensors");
     export("safetensors-torch", &torch);
-    let (a, b) = (std::fs::read(&weights).unwrap(), std::fs::read(&torch).unwrap());
+    let (a, b) = (
+        std::fs::read(&weights).unwrap(),
+        std::fs::read(&torch).unwrap(),
+    );
     let (a, b) = (
         safetensors::SafeTensors::deserialize(&a).unwrap(),
         safetensors::SafeTensors::deserialize(&b).unwrap(),
@@ -485,7 +488,13 @@ fn export_writes_weights_onnx_and_a_vnncomp_benchmark() {
 
     let bench = dir.path().join("bench");
     let said = ok(mixtrain()
-        .args(["export-spec", "--model", "mnist_small", "--dataset", "mnist"])
+        .args([
+            "export-spec",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+        ])
         .args(["--eps", "0.1", "--limit", "4", "--timeout", "30"])
         .arg("--weights")
         .arg(&weights)
@@ -503,7 +512,10 @@ fn export_writes_weights_onnx_and_a_vnncomp_benchmark() {
         assert_eq!((model, timeout), ("onnx/mnist_small.onnx", "30"));
         assert!(bench.join(model).is_file());
         let text = std::fs::read_to_string(bench.join(property)).unwrap();
-        assert!(text.contains("(declare-const X_783 Real)") && text.contains("(declare-const Y_9 Real)"));
+        assert!(
+            text.contains("(declare-const X_783 Real)")
+                && text.contains("(declare-const Y_9 Real)")
+        );
         // nine alternatives: every class but the label
         assert_eq!(text.matches("(and (>= Y_").count(), 9, "{property}");
     }
