@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
-use mixtrain_data::Split;
 use mixtrain_interop::{Instance, Robustness, instances_csv, to_onnx};
 use mixtrain_nn::{Backend, Network, write_atomic, zoo};
 
-use crate::DataArgs;
+use crate::TestArgs;
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -48,28 +47,19 @@ pub fn export(args: ExportArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct ExportSpecArgs {
-    /// A model of the zoo.
-    #[arg(long)]
-    model: String,
-    /// Weights: safetensors in PyTorch layout.
-    #[arg(long)]
-    weights: PathBuf,
-    #[arg(long)]
-    dataset: String,
+    /// The network, and the test images whose properties are written: the correctly
+    /// classified ones among the first `--limit`.
+    #[command(flatten)]
+    test: TestArgs,
     /// L_inf radius in pixel units (`[0, 1]`).
     #[arg(long)]
     eps: f32,
-    /// Properties for the first N correctly classified test images.
-    #[arg(long, default_value_t = 100)]
-    limit: usize,
     /// Seconds a verifier gets per instance (instances.csv).
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
     /// The benchmark directory: onnx/, vnnlib/ and instances.csv.
     #[arg(long)]
     out: PathBuf,
-    #[command(flatten)]
-    data: DataArgs,
 }
 
 /// A VNN-COMP benchmark directory: the network as ONNX (normalisation inside, so that boxes
@@ -80,21 +70,9 @@ pub fn export_spec(args: ExportSpecArgs) -> Result<()> {
     if !(args.eps >= 0.0 && args.eps.is_finite()) {
         bail!("--eps {}: a radius >= 0", args.eps);
     }
-    let device = Backend::Flex.device(None)?;
-    let arch = zoo::architecture(&args.model)?;
-    let net = Network::load_safetensors(&arch, &args.weights, &device)?;
-    let dir = args.data.dir();
-    let manifest = mixtrain_data::ensure(&args.dataset, &dir, args.data.mirror().as_deref())?;
-    let set = manifest.load(Split::Test, &dir)?;
-    if set.shape() != arch.input {
-        bail!(
-            "model {} takes inputs {:?}, dataset {} has {:?}",
-            arch.name,
-            arch.input,
-            args.dataset,
-            set.shape()
-        );
-    }
+    let (_, device, net, set) = args.test.load()?;
+    let arch = net.architecture();
+    let dataset = &args.test.dataset;
     for sub in ["onnx", "vnnlib"] {
         std::fs::create_dir_all(args.out.join(sub))
             .with_context(|| format!("creating {}", args.out.join(sub).display()))?;
@@ -106,7 +84,7 @@ pub fn export_spec(args: ExportSpecArgs) -> Result<()> {
     let mut instances = Vec::new();
     let mut skipped = 0;
     let mut index = 0;
-    'batches: for batch in set.batches(100, None) {
+    for batch in set.batches(100, None) {
         let n = batch.len();
         let dims = batch.dims();
         let x = Tensor::<4>::from_data(TensorData::new(batch.pixels.clone(), dims), &device);
@@ -123,7 +101,7 @@ pub fn export_spec(args: ExportSpecArgs) -> Result<()> {
             if predicted as usize != label {
                 skipped += 1;
             } else {
-                let name = format!("vnnlib/{}_{index}_eps{}.vnnlib", args.dataset, args.eps);
+                let name = format!("vnnlib/{dataset}_{index}_eps{}.vnnlib", args.eps);
                 let property = Robustness {
                     x: image,
                     eps: args.eps,
@@ -134,7 +112,7 @@ pub fn export_spec(args: ExportSpecArgs) -> Result<()> {
                 let comment = format!(
                     "mixtrain-rs: L_inf robustness of {} test image {index} (label {label}) at eps {}, \
                      network {}; unsat = verified",
-                    args.dataset, args.eps, arch.name
+                    dataset, args.eps, arch.name
                 );
                 write_atomic(
                     &args.out.join(&name),
@@ -148,9 +126,6 @@ pub fn export_spec(args: ExportSpecArgs) -> Result<()> {
                 });
             }
             index += 1;
-            if instances.len() == args.limit {
-                break 'batches;
-            }
         }
     }
     let csv = args.out.join("instances.csv");

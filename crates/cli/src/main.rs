@@ -274,7 +274,7 @@ struct AttackArgs {
 
 /// A network of the zoo with its weights, the test split of a dataset, and where to run.
 #[derive(Args)]
-struct TestArgs {
+pub(crate) struct TestArgs {
     /// A model of the zoo.
     #[arg(long)]
     model: String,
@@ -282,7 +282,7 @@ struct TestArgs {
     #[arg(long)]
     weights: PathBuf,
     #[arg(long)]
-    dataset: String,
+    pub(crate) dataset: String,
     /// Use the first N test images only.
     #[arg(long)]
     limit: Option<usize>,
@@ -297,7 +297,7 @@ struct TestArgs {
 impl TestArgs {
     /// The backend and device, the network with its weights, and the test images, shapes
     /// checked.
-    fn load(&self) -> Result<(Backend, Device, Network, ImageSet)> {
+    pub(crate) fn load(&self) -> Result<(Backend, Device, Network, ImageSet)> {
         let (backend, device) = parse_backend(&self.backend, self.device)?;
         let arch = zoo::architecture(&self.model)?;
         let net = Network::load_safetensors(&arch, &self.weights, &device)?;
