@@ -74,6 +74,10 @@ fn far_from_kinks(mut net: Network) -> Network {
 
 fn check(convs: usize, frozen_pixels: bool) {
     let device = Backend::Flex.device(None).unwrap();
+    // seeded: the biases keep most pre-activations far from the kinks, but an unlucky draw of
+    // `x` can still put one within the box's reach of zero, and the domain is then (soundly)
+    // inexact; measured errors on seeded draws are ~3e-7 of the largest coefficient
+    device.seed(5 + convs as u64);
     let net = far_from_kinks(Network::init(&arch(convs), 11 + convs as u64, &device).unwrap());
     let x = Tensor::<4>::random([3, 2, 8, 8], Distribution::Uniform(0.1, 0.9), &device);
     let labels = [0i64, 2, 3];
