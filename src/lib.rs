@@ -11,6 +11,24 @@
 //! | [`data`] | `mixtrain-data` | dataset manifests, fetching, readers, batching |
 //! | [`train`] | `mixtrain-train` | the trainer |
 //! | [`interop`] | `mixtrain-interop` | ONNX export, VNN-LIB properties |
+//! Verifying a network with the authors' weights takes a handful of lines (here a seeded
+//! `mnist_small`, since weight files live outside the repository):
+//!
+//! ```
+//! use mixtrain::bounds::{DomainKind, InputDomain, InputSet};
+//! use mixtrain::nn::{Backend, Network, zoo};
+//!
+//! let device = Backend::Flex.device(None)?;
+//! let net = Network::init(&zoo::architecture("mnist_small")?, 0, &device)?;
+//! // or, trained: Network::load_safetensors(&arch, "net.safetensors".as_ref(), &device)?
+//! let x = burn::tensor::Tensor::<4>::full([1, 1, 28, 28], 0.2, &device);
+//! let labels = net.forward(x.clone()).argmax(1).squeeze_dim::<1>(1);
+//! let set = InputSet::linf(x, 0.01, InputDomain::Unit)?;
+//! let verified = DomainKind::Best.margins(&net, &set, labels)?.verified();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub use mixtrain_attack as attack;
 pub use mixtrain_bounds as bounds;

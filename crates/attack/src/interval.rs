@@ -24,6 +24,8 @@ use crate::{Adversarial, Attack, Pgd};
 /// The PGD steps that follow, not the interval step, travel the ball.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct IntervalAttack {
+    /// The PGD attack run after each interval step; also gives eps, restarts, random start,
+    /// loss, early stop and input domain.
     pub pgd: Pgd,
     /// Half-width of the first box bounded around the current point (pixel units).
     pub estep: f32,

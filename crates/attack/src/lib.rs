@@ -14,13 +14,23 @@
 //! per input and whether the network misclassifies it, so no attack can claim to break a point
 //! the engine verified.
 //!
-//! ```no_run
-//! use mixtrain_attack::{Attack, Pgd};
-//! # fn f(net: &mixtrain_nn::Network, x: burn::tensor::Tensor<4>, y: burn::tensor::Tensor<1, burn::tensor::Int>) -> Result<(), mixtrain_bounds::BoundsError> {
-//! let found = Pgd::new(0.3, 0.01, 40).run(net, x, y)?;
-//! let broken: i64 = found.broken.int().sum().into_scalar(); // points PGD-40 breaks
-//! # Ok(()) }
 //! ```
+//! use burn::tensor::{Int, Tensor, TensorData};
+//! use mixtrain_attack::{Attack, Pgd};
+//! use mixtrain_nn::{Backend, Network, zoo};
+//!
+//! let device = Backend::Flex.device(None)?;
+//! let net = Network::init(&zoo::architecture("mnist_small")?, 0, &device)?;
+//! let x = Tensor::<4>::full([3, 1, 28, 28], 0.5, &device);
+//! let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2], [3]), &device);
+//!
+//! let found = Pgd::new(0.3, 0.05, 10).run(&net, x, y)?; // PGD-10 at eps 0.3
+//! let broken: i64 = found.broken.int().sum().into_scalar(); // points it misclassifies
+//! assert!((0..=3).contains(&broken));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod interval;
 mod loss;
@@ -51,6 +61,8 @@ pub struct Adversarial {
 /// An attack on a batch: `x` (`[n, c, h, w]` pixels) with `labels`, on `x`'s device. The result
 /// is on that device, without autodiff.
 pub trait Attack {
+    /// Searches the eps-ball of each point of `x` (intersected with the input domain) for an
+    /// input the network misclassifies. Errors only on a network the attack cannot run.
     fn run(
         &self,
         net: &Network,

@@ -14,6 +14,7 @@ pub enum AttackLoss {
 }
 
 impl AttackLoss {
+    /// The short name, `ce` or `margin`, that [`str::parse`] accepts.
     pub fn name(self) -> &'static str {
         match self {
             AttackLoss::CrossEntropy => "ce",

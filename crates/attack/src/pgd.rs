@@ -16,14 +16,23 @@ use crate::{Adversarial, Attack, AttackLoss};
 /// training), every point takes all its steps towards the loss maximum.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pgd {
+    /// Radius of the L_inf ball around `x`, in pixel units (`[0, 1]` scale, before the
+    /// network's input normalisation).
     pub eps: f32,
+    /// Size of each signed-gradient step, in pixel units.
     pub step_size: f32,
+    /// Ascent steps per run.
     pub steps: usize,
+    /// Start from a uniform random point of the feasible box instead of `x`.
     pub random_start: bool,
     /// Runs per point (at least one).
     pub restarts: usize,
+    /// Stop moving a point at its first misclassified iterate, and check the clean point
+    /// first (evaluation); off for adversarial training.
     pub early_stop: bool,
+    /// The objective ascended.
     pub loss: AttackLoss,
+    /// The box every iterate is clipped to, intersected with the eps-ball.
     pub domain: InputDomain,
 }
 

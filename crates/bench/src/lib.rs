@@ -11,6 +11,8 @@
 //!
 //! No mixtrain crate depends on this one except as a dev-dependency of its benches.
 
+#![warn(missing_docs)]
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,9 +60,11 @@ pub fn peak_bytes(f: impl FnOnce()) -> usize {
 /// `group/function/value`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
+    /// criterion's full benchmark id, `group/function/value`: the key the report joins on.
     pub id: String,
     /// What criterion's throughput counts: `images`, `bounds` or `bytes`.
     pub unit: String,
+    /// Peak heap bytes of one iteration above the starting level, from [`peak_bytes`].
     pub peak_bytes: usize,
     /// Floating-point operations of one iteration, where a model of them exists (`2 x MAC` of
     /// the affine layers the work runs, see each bench).

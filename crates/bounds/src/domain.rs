@@ -10,7 +10,9 @@ use crate::{BoundsError, InputSet, Margins};
 /// (`[n, features]`, channel-major like PyTorch's `flatten`) and reshape for convolutions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
+    /// `[channels, height, width]` per input, before the network's flatten.
     Image([usize; 3]),
+    /// Features per input, after the flatten.
     Flat(usize),
 }
 
@@ -88,9 +90,13 @@ pub trait Domain: Sized + Clone {
             Self::NAME,
         ))
     }
+    /// A convolution; average pooling also comes here, as [`AvgPool2d::as_conv`].
+    ///
+    /// [`AvgPool2d::as_conv`]: mixtrain_nn::AvgPool2d::as_conv
     fn conv2d(self, _layer: &Conv2d) -> Result<Self, BoundsError> {
         Err(unsupported("conv2d", Self::NAME))
     }
+    /// A linear layer other than the last (the last goes to [`Domain::margins`]).
     fn linear(self, _layer: &Linear) -> Result<Self, BoundsError> {
         Err(unsupported("linear", Self::NAME))
     }
@@ -99,6 +105,7 @@ pub trait Domain: Sized + Clone {
     fn relu(self, _lower: Tensor<2>, _upper: Tensor<2>) -> Result<Self, BoundsError> {
         Err(unsupported("relu", Self::NAME))
     }
+    /// `[c, h, w]` to `c*h*w` features; the values stay, only the [`Layout`] changes.
     fn flatten(self) -> Result<Self, BoundsError>;
 
     /// The two starting states of a residual block's branches, `(path, skip)`: by default two
@@ -122,6 +129,7 @@ pub trait Domain: Sized + Clone {
     /// The layout of the current activations.
     fn layout(&self) -> Layout;
 
+    /// The device the state's tensors live on, for the constants a rule builds.
     fn device(&self) -> Device;
 }
 
@@ -220,7 +228,10 @@ pub(crate) fn fold_spec(last: &Linear, labels: &Tensor<1, Int>) -> (Tensor<3>, T
 /// The domains by name, for configs and the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DomainKind {
+    /// [`Interval`](crate::Interval): interval bound propagation (IBP).
     Interval,
+    /// [`Symbolic`](crate::Symbolic): MixTrain's symbolic interval with symbolic linear
+    /// relaxation; the default.
     #[default]
     Symbolic,
     /// CROWN with interval intermediate bounds: CROWN-IBP's bound.
@@ -232,6 +243,7 @@ pub enum DomainKind {
 }
 
 impl DomainKind {
+    /// Every domain, in the order the CLI, benches and tests list them.
     pub const ALL: [DomainKind; 5] = [
         DomainKind::Interval,
         DomainKind::Symbolic,
@@ -240,6 +252,8 @@ impl DomainKind {
         DomainKind::Best,
     ];
 
+    /// The name in configs and on the command line (`interval`, `symbolic`, `crown`,
+    /// `crown-symbolic`, `best`); [`FromStr`](std::str::FromStr) parses it back.
     pub fn name(self) -> &'static str {
         match self {
             DomainKind::Interval => crate::Interval::NAME,

@@ -30,7 +30,9 @@ impl std::str::FromStr for InputDomain {
 /// A batch of boxes `[lower, upper]` in pixel space, `[n, c, h, w]` each.
 #[derive(Clone, Debug)]
 pub struct InputSet {
+    /// `[n, c, h, w]` lower corners, in pixel units (before normalisation).
     pub lower: Tensor<4>,
+    /// `[n, c, h, w]` upper corners, in pixel units (before normalisation).
     pub upper: Tensor<4>,
 }
 
@@ -73,10 +75,12 @@ impl InputSet {
         ((upper.clone() + lower.clone()) * 0.5, (upper - lower) * 0.5)
     }
 
+    /// The number of boxes `n` in the batch.
     pub fn len(&self) -> usize {
         self.lower.dims()[0]
     }
 
+    /// Whether the batch has no box.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -11,8 +11,10 @@ use crate::{BoundsError, InputSet};
 /// `|W|`; ReLU clips the ends. Cost: one extra pass of each layer with `|W|`.
 #[derive(Clone, Debug)]
 pub struct Interval {
-    pub centre: Tensor<2>,
-    pub radius: Tensor<2>,
+    /// `[n, features]` centres, flat in the current [`Layout`]'s channel-major order.
+    pub(crate) centre: Tensor<2>,
+    /// `[n, features]` radii (`>= 0`), same order as `centre`.
+    pub(crate) radius: Tensor<2>,
     layout: Layout,
 }
 

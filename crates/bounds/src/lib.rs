@@ -18,15 +18,37 @@
 //! - [`Symbolic`]: MixTrain's symbolic interval with symbolic linear relaxation;
 //!   [`margin_equations`] also returns its margins' input coefficients (the interval attack's
 //!   step direction).
+//! - [`DomainKind::Crown`]: CROWN's backward linear relaxation of the margin specification
+//!   with intermediate bounds from `Interval` (CROWN-IBP's bound), and
+//!   [`DomainKind::CrownSymbolic`], the same with intermediate bounds from `Symbolic`.
+//! - [`DomainKind::Best`]: the intersection of all of them, neuron by neuron, never looser than
+//!   any one.
 //!
-//! ```no_run
-//! use mixtrain_bounds::{InputDomain, InputSet, Symbolic, margins};
-//! # fn f(net: &mixtrain_nn::Network, x: burn::tensor::Tensor<4>, y: burn::tensor::Tensor<1, burn::tensor::Int>) -> Result<(), mixtrain_bounds::BoundsError> {
-//! let set = InputSet::linf(x, 0.1, InputDomain::Unit)?;
-//! let bounds = margins::<Symbolic>(net, &set, y)?;
-//! let verified = bounds.verified(); // [n] booleans
-//! # Ok(()) }
+//! [`DomainKind`] names them at run time (`"interval"`, `"symbolic"`, `"crown"`,
+//! `"crown-symbolic"`, `"best"`); [`footprint`] estimates the memory one bounded point needs, so
+//! that a trainer can refuse a configuration before it runs out of memory.
+//!
+//! The whole API in use, on a network of your own (here a seeded `mnist_small`; a trained one
+//! comes from [`Network::load_safetensors`](mixtrain_nn::Network::load_safetensors)):
+//!
 //! ```
+//! use burn::tensor::Tensor;
+//! use mixtrain_bounds::{DomainKind, InputDomain, InputSet};
+//! use mixtrain_nn::{Backend, Network, zoo};
+//!
+//! let device = Backend::Flex.device(None)?;
+//! let net = Network::init(&zoo::architecture("mnist_small")?, 0, &device)?;
+//! let x = Tensor::<4>::full([2, 1, 28, 28], 0.5, &device); // two images, pixels in [0, 1]
+//! let labels = net.forward(x.clone()).argmax(1).squeeze_dim::<1>(1);
+//!
+//! let set = InputSet::linf(x, 0.001, InputDomain::Unit)?; // the eps-ball, clipped to [0, 1]
+//! let margins = DomainKind::Crown.margins(&net, &set, labels)?;
+//! let verified = margins.verified(); // [2] booleans: every other class provably below the label
+//! assert_eq!(margins.lower.dims(), [2, 10]); // lower bounds of z_y - z_j
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod crown;
 mod domain;

@@ -9,6 +9,7 @@ use burn::tensor::{Bool, Int, Tensor};
 pub struct Margins {
     /// `[n, classes]` lower bounds of `z_y - z_j`.
     pub lower: Tensor<2>,
+    /// `[n]` class index `y` of each point, the row of `lower` that is 0.
     pub labels: Tensor<1, Int>,
 }
 

@@ -445,6 +445,8 @@ impl Symbolic {
 /// attack, which steps against its sign to lower the worst margin.
 #[derive(Clone, Debug)]
 pub struct MarginEquations {
+    /// The margins' lower bounds, the same as [`margins`](crate::margins) in the
+    /// [`Symbolic`] domain gives.
     pub margins: Margins,
     /// `[n, classes, c * h * w]`, zero on the label's own row and on pixels of zero radius.
     pub input: Tensor<3>,

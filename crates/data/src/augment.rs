@@ -12,7 +12,9 @@ use crate::Batch;
 /// resumed run sees the same images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Augment {
+    /// Zero padding added on every side before the random crop, in pixels (0: no shift).
     pub crop_padding: usize,
+    /// Flip each image horizontally with probability one half.
     pub flip: bool,
 }
 

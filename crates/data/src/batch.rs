@@ -6,7 +6,9 @@ use crate::ImageSet;
 /// One batch: pixels as `f32` in `[0, 1]`, NCHW, and class labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
+    /// `len() * c * h * w` pixels in `[0, 1]` (not normalised), NCHW, image after image.
     pub pixels: Vec<f32>,
+    /// Class index of each image.
     pub labels: Vec<i64>,
     /// `[channels, height, width]` of one image.
     pub shape: [usize; 3],
@@ -15,10 +17,12 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether the batch has no image.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

@@ -28,10 +28,12 @@ impl ImageSet {
         }
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether the set has no image.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -41,6 +43,7 @@ impl ImageSet {
         self.shape
     }
 
+    /// Number of classes of the dataset; labels are in `0..classes`.
     pub fn classes(&self) -> usize {
         self.classes
     }
@@ -50,15 +53,18 @@ impl ImageSet {
         self.shape.iter().product()
     }
 
+    /// The raw pixels (0 to 255, `[c, h, w]` order) of image `i`; panics when out of range.
     pub fn image(&self, i: usize) -> &[u8] {
         let n = self.image_len();
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// The class of image `i`; panics when out of range.
     pub fn label(&self, i: usize) -> u8 {
         self.labels[i]
     }
 
+    /// The class of every image, in order.
     pub fn labels(&self) -> &[u8] {
         &self.labels
     }

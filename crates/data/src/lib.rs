@@ -18,15 +18,29 @@
 //!   flip), seeded per batch.
 //! - [`Batches`]: seeded shuffling and fixed-size batches as `f32` pixels and class labels.
 //!
+//! A set in memory, shuffled into batches (a seed gives the same order on every run):
+//!
+//! ```
+//! use mixtrain_data::ImageSet;
+//!
+//! let set = ImageSet::new(vec![255u8; 5 * 28 * 28], vec![0, 1, 2, 3, 4], [1, 28, 28], 10);
+//! let batches: Vec<_> = set.batches(2, Some(7)).collect();
+//! assert_eq!(batches.iter().map(|b| b.len()).collect::<Vec<_>>(), [2, 2, 1]);
+//! assert_eq!(batches[0].dims(), [2, 1, 28, 28]);
+//! assert!(batches[0].pixels.iter().all(|&p| p == 1.0)); // pixels in [0, 1]
+//! ```
+//!
+//! A real dataset, fetched into the data directory first (`cargo xtask fetch mnist`):
+//!
 //! ```no_run
 //! use mixtrain_data::{DataDir, Split};
-//! let dir = DataDir::from_env();
-//! let test = mixtrain_data::load("mnist", Split::Test, &dir)?;
-//! for batch in test.batches(100, None) {
-//!     assert_eq!(batch.pixels.len(), batch.len() * 28 * 28);
-//! }
+//!
+//! let test = mixtrain_data::load("mnist", Split::Test, &DataDir::from_env())?;
+//! assert_eq!((test.len(), test.shape()), (10_000, [1, 28, 28]));
 //! # Ok::<(), mixtrain_data::DataError>(())
 //! ```
+
+#![warn(missing_docs)]
 
 mod augment;
 mod batch;
@@ -50,7 +64,9 @@ use std::path::{Path, PathBuf};
 /// Which part of a dataset to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
+    /// The training images (validation sets are split off them by the trainer).
     Train,
+    /// The held-out test images (for Tiny-ImageNet-200, its official validation set).
     Test,
 }
 
@@ -78,6 +94,7 @@ impl DataDir {
     /// repository).
     pub const DEFAULT: &'static str = "datasets/cache";
 
+    /// A data directory at `root` (created when a dataset is first fetched into it).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
@@ -97,6 +114,7 @@ impl DataDir {
             .map(PathBuf::from)
     }
 
+    /// The directory that holds one sub-directory per dataset.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -1,4 +1,6 @@
-//! Dataset manifests: the TOML files under `datasets/`, embedded at build time.
+//! Dataset manifests: the TOML files under `datasets/`, embedded at build time (through the
+//! links in `crates/data/manifests/`, which `cargo package` turns into copies so that the
+//! published crate carries them).
 
 use std::path::{Path, PathBuf};
 
@@ -8,15 +10,15 @@ use crate::{DataDir, DataError, ImageSet, Split, cifar, idx, image_folder};
 
 /// The manifests shipped with the project, by name.
 const BUILTIN: &[(&str, &str)] = &[
-    ("mnist", include_str!("../../../datasets/mnist.toml")),
-    ("cifar10", include_str!("../../../datasets/cifar10.toml")),
+    ("mnist", include_str!("../manifests/mnist.toml")),
+    ("cifar10", include_str!("../manifests/cifar10.toml")),
     (
         "cifar10-sample",
-        include_str!("../../../datasets/cifar10-sample.toml"),
+        include_str!("../manifests/cifar10-sample.toml"),
     ),
     (
         "tiny-imagenet-200",
-        include_str!("../../../datasets/tiny-imagenet-200.toml"),
+        include_str!("../manifests/tiny-imagenet-200.toml"),
     ),
 ];
 
@@ -36,20 +38,25 @@ pub enum Format {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Unpack {
+    /// A gzip-compressed tar archive (`unpack = "tar.gz"`).
     #[serde(rename = "tar.gz")]
     TarGz,
+    /// A zip archive (`unpack = "zip"`).
     Zip,
 }
 
 /// The checksum a file must match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Checksum {
+    /// A sha256 digest, 64 lower-case hex digits.
     Sha256(String),
-    /// Only for files whose publisher gives no sha256 (Tiny-ImageNet-200).
+    /// An md5 digest, 32 lower-case hex digits. Only for files whose publisher gives no
+    /// sha256 (Tiny-ImageNet-200).
     Md5(String),
 }
 
 impl Checksum {
+    /// The algorithm's name as the manifest spells it: `sha256` or `md5`.
     pub fn algorithm(&self) -> &'static str {
         match self {
             Checksum::Sha256(_) => "sha256",
@@ -57,6 +64,7 @@ impl Checksum {
         }
     }
 
+    /// The expected digest, lower-case hex.
     pub fn hex(&self) -> &str {
         match self {
             Checksum::Sha256(h) | Checksum::Md5(h) => h,
@@ -73,23 +81,30 @@ pub struct FileEntry {
     pub name: String,
     /// Where to download it, tried in order; empty for mirror-only datasets.
     pub urls: Vec<String>,
+    /// The digest the file must match (exactly one of `sha256` or `md5` in the TOML).
     pub checksum: Checksum,
     /// Size in bytes, when known.
     pub size: Option<u64>,
+    /// For an archive: how to unpack it into the dataset directory once verified.
     pub unpack: Option<Unpack>,
 }
 
 /// A dataset manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
+    /// The dataset's name, also its directory under the data directory.
     pub name: String,
+    /// One line for humans.
     pub description: String,
+    /// How the files are laid out, hence which reader loads them.
     pub format: Format,
     /// The folder of this dataset inside a mirror laid out as `shared/datasets`.
     pub mirror_dir: String,
+    /// The files to fetch (at least one).
     pub files: Vec<FileEntry>,
     /// For `cifar-binary`: the record files of each split, relative to the dataset directory.
     pub train_files: Vec<String>,
+    /// For `cifar-binary`: the record files of the test split, as `train_files`.
     pub test_files: Vec<String>,
 }
 

@@ -10,14 +10,22 @@
 //! The ONNX writer encodes the protobuf messages itself (a few dozen lines): no protobuf
 //! compiler, no C++ library.
 //!
-//! ```no_run
-//! use mixtrain_interop::{Robustness, to_onnx};
-//! # fn f(net: &mixtrain_nn::Network, image: &[f32]) -> std::io::Result<()> {
-//! std::fs::write("net.onnx", to_onnx(net))?;
-//! let property = Robustness { x: image, eps: 0.1, clip: (0.0, 1.0), label: 7, classes: 10 };
-//! std::fs::write("prop_0.vnnlib", property.to_vnnlib("test image 0"))?;
-//! # Ok(()) }
 //! ```
+//! use mixtrain_interop::{Robustness, to_onnx};
+//! use mixtrain_nn::{Backend, Network, zoo};
+//!
+//! let device = Backend::Flex.device(None)?;
+//! let net = Network::init(&zoo::architecture("mnist_small")?, 0, &device)?;
+//! let onnx: Vec<u8> = to_onnx(&net); // write it to `net.onnx`
+//!
+//! let image = vec![0.5f32; 28 * 28];
+//! let property = Robustness { x: &image, eps: 0.1, clip: (0.0, 1.0), label: 7, classes: 10 };
+//! let vnnlib = property.to_vnnlib("test image 0");
+//! assert!(vnnlib.contains("(assert (<= X_0 0.6))"));
+//! # Ok::<(), mixtrain_nn::NnError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod onnx;
 mod protobuf;

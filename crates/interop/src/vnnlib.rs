@@ -15,9 +15,13 @@ use std::fmt::Write;
 pub struct Robustness<'a> {
     /// The point, flattened in the network input's row-major order.
     pub x: &'a [f32],
+    /// L_inf radius, in the units of `x` (pixels, before the network's normalisation).
     pub eps: f32,
+    /// `(lower, upper)` bounds every input value is clipped to.
     pub clip: (f32, f32),
+    /// The true class, whose output `Y_label` must stay the strict maximum.
     pub label: usize,
+    /// Number of network outputs `Y_0 .. Y_{classes-1}`.
     pub classes: usize,
 }
 
@@ -53,8 +57,11 @@ impl Robustness<'_> {
 /// One VNN-COMP instance: a network, a property and a timeout in seconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Instance {
+    /// Path of the ONNX network, relative to the benchmark directory.
     pub onnx: String,
+    /// Path of the VNN-LIB property, relative to the benchmark directory.
     pub vnnlib: String,
+    /// Time a verifier gets for this instance, in seconds.
     pub timeout_s: f64,
 }
 

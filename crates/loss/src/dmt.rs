@@ -21,6 +21,7 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// The name used in configs and logs: `fixed`, `schedule` or `adaptive`.
     pub fn name(self) -> &'static str {
         match self {
             Policy::Fixed => "fixed",
@@ -38,21 +39,30 @@ pub struct DmtConfig {
     /// `None`: the training method's default (`adaptive` for MixTrain, `fixed` otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
-    /// `fixed`: the weight of the robust loss; `adaptive`: its starting value.
+    /// `fixed`: the weight of the robust loss; `adaptive`: its starting value. In `[0, 1]`;
+    /// default 0.5.
     pub alpha: f64,
-    /// `adaptive`: the change of alpha after an epoch.
+    /// `adaptive`: the change of alpha after an epoch; `>= 0`, default 0.1.
     pub step: f64,
-    /// `adaptive`: how far clean accuracy may fall below its best before alpha is lowered.
+    /// `adaptive`: how far validation clean accuracy (a fraction, not percent) may fall below
+    /// its best before alpha is lowered; `>= 0`, default 0.01.
     pub acc_tolerance: f64,
-    /// `adaptive`: the range alpha is clamped to.
+    /// `adaptive`: the lower end of the range alpha is clamped to; in `[0, 1]`, at most
+    /// `alpha_max`, default 0.1.
     pub alpha_min: f64,
+    /// `adaptive`: the upper end of the range alpha is clamped to; in `[0, 1]`, default 0.9.
     pub alpha_max: f64,
-    /// `schedule`: the first weight, its growth factor, the epochs between growths, the cap and
-    /// the probability that a batch gets the robust term.
+    /// `schedule`: the robust weight `w_0` of the first epochs after the warm-up; `>= 0`,
+    /// default 0.1.
     pub w0: f64,
+    /// `schedule`: the factor the robust weight grows by every `every_epochs` epochs; `> 0`,
+    /// default 2.5.
     pub growth: f64,
+    /// `schedule`: the epochs between two growths of the robust weight; at least 1, default 5.
     pub every_epochs: usize,
+    /// `schedule`: the cap on the robust weight; `>= 0`, default 50.
     pub max_weight: f64,
+    /// `schedule`: the probability that a batch gets the robust term; in `[0, 1]`, default 0.8.
     pub probability: f64,
 }
 
@@ -109,29 +119,38 @@ impl DmtConfig {
 /// The weights of the two losses for one batch: `natural L_nat + robust L_rob`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Mix {
+    /// Weight of the natural loss (whole batch).
     pub natural: f64,
+    /// Weight of the robust loss (the SRA sample); 0 means the batch skips the bounds.
     pub robust: f64,
 }
 
 /// A change of alpha after an epoch, with the figures that caused it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AlphaChange {
+    /// Alpha before the update.
     pub from: f64,
+    /// Alpha after it (equal to `from` when the move was stopped by the clamp).
     pub to: f64,
+    /// The validation figures that triggered the move, in words.
     pub reason: String,
 }
 
 /// The policy's state across epochs (saved with checkpoints, so a resumed run continues it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dmt {
+    /// The policy in force (the config's, or the method's default).
     pub policy: Policy,
+    /// The current weight of the robust loss (`fixed` and `adaptive`).
     pub alpha: f64,
-    /// The best validation figures seen so far.
+    /// The best validation clean accuracy seen so far (a fraction); `None` before the first.
     pub best_acc: Option<f64>,
+    /// The best validation VRA seen so far (a fraction); `None` before the first.
     pub best_vra: Option<f64>,
 }
 
 impl Dmt {
+    /// The state at the start of training: alpha from `config`, no best figures yet.
     pub fn new(policy: Policy, config: &DmtConfig) -> Self {
         Self {
             policy,

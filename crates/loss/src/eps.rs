@@ -18,6 +18,7 @@ pub enum Ramp {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EpsSchedule {
+    /// The shape of the ramp; default `linear`.
     pub ramp: Ramp,
     /// Epochs of natural training before the ramp starts.
     pub warmup_epochs: usize,
@@ -45,7 +46,7 @@ const SMOOTH_MID: f64 = 0.25;
 
 impl Ramp {
     /// The fraction of eps at ramp progress `t` in `[0, 1]`.
-    pub fn fraction(self, t: f64) -> f64 {
+    fn fraction(self, t: f64) -> f64 {
         let t = t.clamp(0.0, 1.0);
         match self {
             Ramp::Linear => t,
@@ -66,7 +67,7 @@ impl Ramp {
 
 impl EpsSchedule {
     /// Whether optimiser step `step` (0-based over the run) is in the natural warm-up.
-    pub fn in_warmup(&self, step: usize, steps_per_epoch: usize) -> bool {
+    fn in_warmup(&self, step: usize, steps_per_epoch: usize) -> bool {
         step < self.warmup_epochs * steps_per_epoch
     }
 

@@ -8,11 +8,23 @@ pub enum LrSchedule {
     #[default]
     Constant,
     /// Multiply by `gamma` every `every_epochs` epochs.
-    Step { every_epochs: usize, gamma: f64 },
+    Step {
+        /// Epochs between two decays; at least 1.
+        every_epochs: usize,
+        /// The factor applied at each decay; positive and finite.
+        gamma: f64,
+    },
     /// Multiply by `gamma` at each of the given epochs (PyTorch's `MultiStepLR`).
-    Milestones { epochs: Vec<usize>, gamma: f64 },
+    Milestones {
+        /// Milestones in completed epochs: milestone `m` multiplies the rate by `gamma` from the
+        /// first step after `m` epochs on.
+        epochs: Vec<usize>,
+        /// The factor applied at each milestone; positive and finite.
+        gamma: f64,
+    },
     /// Cosine decay from the base rate to `min_lr` over the whole run.
     Cosine {
+        /// The rate at the end of the run; `>= 0`, default 0.
         #[serde(default)]
         min_lr: f64,
     },

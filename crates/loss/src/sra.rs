@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 /// The authors draw with replacement (`np.random.randint`), which is the default here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sra {
+    /// Points per batch that get the sound bound; without replacement, at most the batch
+    /// size.
     pub k: usize,
+    /// Draw with replacement (the authors' choice), so the `k` points may repeat.
     pub replacement: bool,
 }
 

@@ -9,29 +9,47 @@ pub enum LayerSpec {
     /// Per-channel input normalisation `(x - mean) / std`, part of the network so that input
     /// sets and `eps` stay in pixel units.
     Normalize {
+        /// One mean per input channel, in pixel units.
         mean: Vec<f32>,
+        /// One standard deviation per input channel (finite, positive), in pixel units.
         std: Vec<f32>,
     },
     /// Square kernel, symmetric zero padding.
     Conv2d {
+        /// Layer name, the prefix of its tensors in the PyTorch state dict (`<name>.weight`
+        /// `[out, in, k, k]`, `<name>.bias`).
         name: String,
+        /// Channels of the input.
         in_channels: usize,
+        /// Channels of the output (filters).
         out_channels: usize,
+        /// Side of the square kernel.
         kernel: usize,
+        /// Step in both directions.
         stride: usize,
+        /// Zeros added on every side.
         padding: usize,
     },
+    /// Fully connected layer on flat activations (an image needs a [`LayerSpec::Flatten`]
+    /// first).
     Linear {
+        /// Layer name, the prefix of its tensors in the PyTorch state dict (`<name>.weight`
+        /// `[out, in]`, `<name>.bias`).
         name: String,
+        /// Length of the input vector.
         in_features: usize,
+        /// Length of the output vector; the last layer's is the number of classes.
         out_features: usize,
     },
+    /// Elementwise `max(x, 0)`, on images or vectors.
     Relu,
     /// NCHW to `[n, c*h*w]`, channel-major (PyTorch's `flatten`).
     Flatten,
     /// Square average pooling without padding (`kernel`, `stride`): a fixed linear map.
     AvgPool2d {
+        /// Side of the square window.
         kernel: usize,
+        /// Step in both directions.
         stride: usize,
     },
     /// Batch normalisation over channels, always applied as its evaluation-mode affine map
@@ -39,17 +57,27 @@ pub enum LayerSpec {
     /// running statistics from the clean inputs before each step (`momentum`) and uses them as
     /// constants, so the map every bound sees is the map the network computes.
     BatchNorm2d {
+        /// Layer name, the prefix of its tensors in the PyTorch state dict (`<name>.weight`,
+        /// `.bias`, `.running_mean`, `.running_var`).
         name: String,
+        /// Channels of the input (and output).
         channels: usize,
+        /// Added to the running variance before the square root (PyTorch's default `1e-5`);
+        /// not the perturbation radius.
         #[serde(default = "default_bn_eps")]
         eps: f32,
+        /// Weight of the batch statistics in each refresh of the running ones, in `[0, 1]`
+        /// (PyTorch's default `0.1`).
         #[serde(default = "default_bn_momentum")]
         momentum: f32,
     },
     /// `path(x) + skip(x)`: a residual block. `skip` is the identity, or a projection
     /// convolution where the path changes the shape. The ReLU after the sum is the next layer.
     Residual {
+        /// The layers of the main branch, on images; their names are global, not per block.
         path: Vec<LayerSpec>,
+        /// `None` for the identity, else a [`LayerSpec::Conv2d`] projection (the only kind
+        /// allowed) matching the path's output shape.
         #[serde(default)]
         skip: Option<Box<LayerSpec>>,
     },
@@ -196,27 +224,25 @@ impl LayerSpec {
 /// The shape of a network: its input, its classes and its layers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Architecture {
+    /// Model name (a zoo name such as `mnist_small`); errors name it, and safetensors files
+    /// store it in their metadata (`mixtrain.model`).
     pub name: String,
     /// `[channels, height, width]` of one input.
     pub input: [usize; 3],
+    /// Number of classes: the length of the logits the last layer produces.
     pub classes: usize,
+    /// The top-level layers in forward order; the bounds engine needs the last to be a
+    /// [`LayerSpec::Linear`], into which it folds the margin specification.
     pub layers: Vec<LayerSpec>,
 }
 
 /// The shape of the activations between two layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActShape {
+    /// `[channels, height, width]` per input, before a [`LayerSpec::Flatten`].
     Image([usize; 3]),
+    /// Features per input, after a [`LayerSpec::Flatten`].
     Flat(usize),
-}
-
-impl ActShape {
-    pub fn features(self) -> usize {
-        match self {
-            ActShape::Image([c, h, w]) => c * h * w,
-            ActShape::Flat(d) => d,
-        }
-    }
 }
 
 /// A shape error: the layer it is about (named if it has a name) and what is wrong.

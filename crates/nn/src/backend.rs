@@ -14,15 +14,21 @@ use crate::NnError;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// `burn-flex` on the CPU: the default and the fastest CPU backend.
     #[default]
     Flex,
+    /// `burn-ndarray` on the CPU: slower, kept for the users who ask for it.
     Ndarray,
+    /// `burn-wgpu` on a GPU (Vulkan, Metal, DX12); needs the cargo feature `wgpu`.
     Wgpu,
 }
 
 impl Backend {
+    /// Every backend, compiled into this build or not (see [`Backend::is_compiled`]).
     pub const ALL: [Backend; 3] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu];
 
+    /// The lowercase name used in configs, on the command line and in serde
+    /// (`flex`, `ndarray`, `wgpu`); [`FromStr`] parses it back.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Flex => "flex",

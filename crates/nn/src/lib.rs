@@ -11,14 +11,24 @@
 //! `Linear` weights as `[out, in]`), the layout of the MixTrain authors' released networks, so
 //! that a network trained here opens in PyTorch and theirs open here.
 //!
-//! ```no_run
+//! ```
+//! use burn::tensor::Tensor;
 //! use mixtrain_nn::{Backend, Network, zoo};
+//!
 //! let device = Backend::Flex.device(None)?;
-//! let net = Network::load_safetensors(&zoo::architecture("mnist_small")?, "net.safetensors".as_ref(), &device)?;
-//! let logits = net.forward(burn::tensor::Tensor::zeros([1, 1, 28, 28], &device));
+//! let net = Network::init(&zoo::architecture("mnist_small")?, 0, &device)?;
+//! let logits = net.forward(Tensor::zeros([1, 1, 28, 28], &device));
 //! assert_eq!(logits.dims(), [1, 10]);
+//!
+//! // out in PyTorch's layout, and back in
+//! let path = std::env::temp_dir().join("mixtrain-nn-doctest.safetensors");
+//! net.save_safetensors(&path)?;
+//! let back = Network::load_safetensors(net.architecture(), &path, &device)?;
+//! # std::fs::remove_file(&path).ok();
 //! # Ok::<(), mixtrain_nn::NnError>(())
 //! ```
+
+#![warn(missing_docs)]
 
 mod arch;
 mod backend;

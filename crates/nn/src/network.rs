@@ -11,36 +11,48 @@ use crate::{Architecture, LayerSpec, NnError};
 /// `y = x W + b` with `W` stored `[in, out]` (burn's layout; PyTorch's transposed).
 #[derive(Module, Debug)]
 pub struct Linear {
+    /// `[in, out]`, the transpose of PyTorch's `<name>.weight`.
     pub weight: Param<Tensor<2>>,
+    /// `[out]`.
     pub bias: Param<Tensor<1>>,
 }
 
 /// 2-D convolution, weight `[out, in, k, k]`, symmetric zero padding.
 #[derive(Module, Debug)]
 pub struct Conv2d {
+    /// `[out_channels, in_channels, k, k]`, PyTorch's layout.
     pub weight: Param<Tensor<4>>,
+    /// `[out_channels]`.
     pub bias: Param<Tensor<1>>,
+    /// Step in both directions.
     pub stride: usize,
+    /// Zeros added on every side.
     pub padding: usize,
 }
 
 /// Per-channel `(x - mean) / std`; constants, not trained.
 #[derive(Module, Debug)]
 pub struct Normalize {
+    /// One mean per channel, in pixel units.
     pub mean: Vec<f32>,
+    /// One standard deviation per channel, in pixel units.
     pub std: Vec<f32>,
 }
 
+/// Elementwise `max(x, 0)`; no parameters.
 #[derive(Module, Debug, Default)]
 pub struct Relu;
 
+/// `[n, c, h, w]` to `[n, c*h*w]`, channel-major like PyTorch's `flatten`; no parameters.
 #[derive(Module, Debug, Default)]
 pub struct Flatten;
 
 /// Square average pooling, no padding.
 #[derive(Module, Debug)]
 pub struct AvgPool2d {
+    /// Side of the square window.
     pub kernel: usize,
+    /// Step in both directions.
     pub stride: usize,
 }
 
@@ -49,45 +61,65 @@ pub struct AvgPool2d {
 /// from clean inputs by [`Network::refresh_statistics`].
 #[derive(Module, Debug)]
 pub struct BatchNorm2d {
+    /// `[c]` scale (PyTorch's gamma), trained.
     pub weight: Param<Tensor<1>>,
+    /// `[c]` shift (PyTorch's beta), trained.
     pub bias: Param<Tensor<1>>,
+    /// `[c]` running mean; no gradient.
     pub running_mean: Param<Tensor<1>>,
+    /// `[c]` running (unbiased) variance; no gradient.
     pub running_var: Param<Tensor<1>>,
+    /// Added to the running variance before the square root; not the perturbation radius.
     pub eps: f32,
+    /// Weight of the batch statistics in each refresh of the running ones.
     pub momentum: f32,
 }
 
 /// `path(x) + skip(x)`, `skip` the identity when `None`.
 #[derive(Module, Debug)]
 pub struct Residual {
+    /// The main branch, on images.
     pub path: Vec<Layer>,
+    /// The projection convolution of the skip branch; `None` for the identity.
     pub skip: Option<Conv2d>,
 }
 
 /// One layer of a [`Network`].
 #[derive(Module, Debug)]
 pub enum Layer {
+    /// See [`LayerSpec::Normalize`].
     Normalize(Normalize),
+    /// See [`LayerSpec::Conv2d`].
     Conv2d(Conv2d),
+    /// See [`LayerSpec::Linear`].
     Linear(Linear),
+    /// See [`LayerSpec::Relu`].
     Relu(Relu),
+    /// See [`LayerSpec::Flatten`].
     Flatten(Flatten),
+    /// See [`LayerSpec::AvgPool2d`].
     AvgPool2d(AvgPool2d),
+    /// See [`LayerSpec::BatchNorm2d`].
     BatchNorm2d(BatchNorm2d),
+    /// See [`LayerSpec::Residual`].
     Residual(Residual),
 }
 
 impl Conv2d {
+    /// burn's options for this layer (stride, padding, no dilation, one group), for callers
+    /// that run the convolution on other tensors (the bounds engine's radius, with `|W|`).
     pub fn options(&self) -> ConvOptions<2> {
         ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1)
     }
 
+    /// `[n, in_channels, h, w]` to `[n, out_channels, h', w']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         conv2d(x, self.weight.val(), Some(self.bias.val()), self.options())
     }
 }
 
 impl Linear {
+    /// `[n, in]` to `[n, out]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         x.matmul(self.weight.val()) + self.bias.val().unsqueeze_dim(0)
     }
@@ -95,7 +127,7 @@ impl Linear {
 
 impl Normalize {
     /// `[1, c, 1, 1]` tensors of the means and of the reciprocal stds.
-    pub fn scale_shift(&self, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    fn scale_shift(&self, device: &Device) -> (Tensor<4>, Tensor<4>) {
         let c = self.mean.len();
         let inv: Vec<f32> = self.std.iter().map(|s| 1.0 / s).collect();
         let mean = Tensor::from_data(TensorData::new(self.mean.clone(), [1, c, 1, 1]), device);
@@ -114,6 +146,7 @@ impl Normalize {
         )
     }
 
+    /// `(x - mean) / std` per channel, `[n, c, h, w]` in and out.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let (mean, inv) = self.scale_shift(&x.device());
         (x - mean) * inv
@@ -121,6 +154,7 @@ impl Normalize {
 }
 
 impl AvgPool2d {
+    /// `[n, c, h, w]` to `[n, c, h', w']`, each output the mean of its window.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         avg_pool2d(
             x,
@@ -157,6 +191,8 @@ impl BatchNorm2d {
         (scale, shift)
     }
 
+    /// The evaluation-mode map with the running statistics, `[n, c, h, w]` in and out; never
+    /// the batch statistics, so that it is the map every bound sees.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let (scale, shift) = self.affine();
         let c = scale.dims()[0];
@@ -182,6 +218,7 @@ impl BatchNorm2d {
 }
 
 impl Residual {
+    /// `path(x) + skip(x)`, `[n, c, h, w]` in, the path's output shape out; no ReLU after.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let skip = match &self.skip {
             Some(conv) => conv.forward(x.clone()),
@@ -243,6 +280,7 @@ fn refresh_layers(layers: Vec<Layer>, mut act: Act) -> (Vec<Layer>, Act) {
 /// A feed-forward network: the layers of an [`Architecture`] with their parameters.
 #[derive(Module, Debug)]
 pub struct Network {
+    /// The top-level layers in forward order, one per [`Architecture::layers`] entry.
     pub layers: Vec<Layer>,
     #[module(skip)]
     arch: Architecture,
@@ -421,6 +459,7 @@ impl Network {
         }
     }
 
+    /// The architecture the network was built from (its name, input shape, classes, layers).
     pub fn architecture(&self) -> &Architecture {
         &self.arch
     }

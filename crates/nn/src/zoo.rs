@@ -18,6 +18,7 @@ pub const NAMES: &[&str] = &[
 
 /// CIFAR-10 normalisation used by the paper's CIFAR models (ImageNet channel means, one std).
 pub const CIFAR_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// The per-channel std paired with [`CIFAR_MEAN`]: one value, 0.225, for all three channels.
 pub const CIFAR_STD: [f32; 3] = [0.225, 0.225, 0.225];
 
 fn conv(name: &str, cin: usize, cout: usize, kernel: usize, stride: usize) -> LayerSpec {

@@ -39,6 +39,8 @@ pub enum Method {
 }
 
 impl Method {
+    /// The name in configs, logs and reports (`natural`, `pgd`, `ibp`, `crown-ibp`,
+    /// `mixtrain`).
     pub fn name(self) -> &'static str {
         match self {
             Method::Natural => "natural",
@@ -71,10 +73,14 @@ impl Method {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PgdConfig {
+    /// Attack steps per training batch; at least 1 for `pgd` training, default 10.
     pub steps: usize,
-    /// Default: `2.5 eps / steps` (Madry et al.).
+    /// Step size in pixel units. Default: `2.5 eps / steps` with the step's (ramped) eps
+    /// (Madry et al.).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_size: Option<f64>,
+    /// Start from a uniform random point of the eps-ball instead of the clean image; default
+    /// true.
     pub random_start: bool,
 }
 
@@ -96,7 +102,7 @@ pub struct FinalEvalConfig {
     pub domain: String,
     /// PGD steps of the attack (0: no attack); one random start.
     pub pgd_steps: usize,
-    /// Default: eps / 4.
+    /// The attack's step size in pixel units. Default: eps / 4.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pgd_step_size: Option<f64>,
     /// Points per bound computation.
@@ -114,11 +120,14 @@ impl Default for FinalEvalConfig {
     }
 }
 
+/// Which optimiser updates the weights.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
+    /// Adam with burn's default betas and epsilon; the default.
     #[default]
     Adam,
+    /// Stochastic gradient descent, with `momentum`.
     Sgd,
 }
 
@@ -127,10 +136,14 @@ pub enum OptimizerKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimizerConfig {
+    /// `adam` (default) or `sgd`.
     pub kind: OptimizerKind,
+    /// The base learning rate, which `lr_schedule` scales; positive, default 1e-3.
     pub lr: f64,
+    /// The L2 penalty coefficient; `>= 0`, default 0 (none).
     pub weight_decay: f64,
-    /// SGD only (no dampening, as PyTorch's default).
+    /// SGD only (no dampening, as PyTorch's default); in `[0, 1)`, 0 turns momentum off,
+    /// default 0.9.
     pub momentum: f64,
 }
 
@@ -154,11 +167,13 @@ pub struct TrainConfig {
     pub model: String,
     /// A dataset manifest name (`mnist`, `cifar10`, `cifar10-sample`).
     pub dataset: String,
+    /// How the network is trained; default `natural`.
     pub method: Method,
     /// The L_inf radius trained for and verified, in pixel units.
     pub eps: f64,
-    /// `mixtrain`: points per batch that get the sound bound, drawn with or without replacement.
+    /// `mixtrain`: points per batch that get the sound bound (SRA's `k`); at least 1, default 5.
     pub k: usize,
+    /// `mixtrain`: draw the `k` points with replacement (the authors' choice); default true.
     pub replacement: bool,
     /// `mixtrain`: the robust loss's domain (default `symbolic`, MixTrain's).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -169,10 +184,14 @@ pub struct TrainConfig {
     /// The domain of the validation VRA (default: the method's training domain).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_domain: Option<String>,
+    /// Epochs of the whole run, warm-up included; at least 1, default 1. A resumed run may
+    /// raise it (the only field a resume may change).
     pub epochs: usize,
+    /// Training images per optimiser step; at least 1, default 50.
     pub batch_size: usize,
     /// Seeds the initial weights and the order of batches (epoch `e` shuffles with `seed + e`).
     pub seed: u64,
+    /// The tensor backend; default `flex` (CPU).
     pub backend: Backend,
     /// GPU index for `wgpu` (default: its preferred adapter).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,6 +202,8 @@ pub struct TrainConfig {
     /// Evaluate on the first N test images only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
+    /// Images per batch of the clean and PGD evaluations (bound computations use
+    /// `final_eval.bound_batch_size`); at least 1, default 500.
     pub eval_batch_size: usize,
     /// Training augmentation: random crop from the image zero-padded by 4, horizontal flip
     /// (CIFAR's; the MixTrain authors' CIFAR runs use it).
@@ -194,11 +215,18 @@ pub struct TrainConfig {
     pub memory_budget_mib: Option<u64>,
     /// Checkpoints kept (the most recent ones).
     pub keep_checkpoints: usize,
+    /// The optimiser and its base learning rate.
     pub optimizer: OptimizerConfig,
+    /// How the learning rate changes over the run (per step); default constant.
     pub lr_schedule: LrSchedule,
+    /// The natural warm-up and the eps ramp.
     pub eps_schedule: EpsSchedule,
+    /// Dynamic mixed training: the weights of the natural and robust losses (`ibp`,
+    /// `crown-ibp`, `mixtrain`; unused by `natural` and `pgd`).
     pub dmt: DmtConfig,
+    /// The inner attack of `pgd` training.
     pub pgd: PgdConfig,
+    /// The evaluation on the test set at the end of the run.
     pub final_eval: FinalEvalConfig,
 }
 
@@ -236,6 +264,7 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The names of the shipped presets (`mnist`, `cifar`, ...).
     pub fn preset_names() -> impl Iterator<Item = &'static str> {
         PRESETS.iter().map(|(n, _)| *n)
     }
@@ -297,6 +326,7 @@ impl TrainConfig {
         self.final_eval.domain.parse().unwrap_or(DomainKind::Best)
     }
 
+    /// The config as TOML, as saved to `config.toml` in the run directory.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("TrainConfig serialises to TOML")
     }

@@ -90,12 +90,17 @@ pub fn evaluate(net: &Network, set: &ImageSet, batch_size: usize, device: &Devic
 /// Figures of one verification run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VerifyResult {
+    /// Points verified.
     pub n: usize,
+    /// The L_inf radius, in pixel units.
     pub eps: f64,
+    /// The bounds domain's name (`interval`, `symbolic`, `crown`, `crown-symbolic`, `best`).
     pub domain: &'static str,
+    /// The box pixels are clipped to: `unit` (`[0, 1]`) or `image` (each image's own range).
     pub input_domain: &'static str,
     /// Fraction of points both classified correctly and verified.
     pub verified_acc: f64,
+    /// Wall-clock seconds, including moving the data to the device.
     pub seconds: f64,
 }
 
@@ -136,6 +141,7 @@ pub fn verify(
 /// Figures of one attack run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AttackResult {
+    /// Points attacked.
     pub n: usize,
     /// Fraction classified correctly.
     pub clean_acc: f64,
@@ -184,19 +190,23 @@ pub fn attack(
 pub struct Examples {
     /// Positions in the evaluated set.
     pub indices: Vec<i64>,
+    /// The true class of each example.
     pub labels: Vec<i64>,
     /// The network's class for each example.
     pub predictions: Vec<i64>,
     /// `[len, c, h, w]` pixels, row-major.
     pub images: Vec<f32>,
+    /// `[channels, height, width]` of one image (zeros while empty).
     pub shape: [usize; 3],
 }
 
 impl Examples {
+    /// Number of examples.
     pub fn len(&self) -> usize {
         self.indices.len()
     }
 
+    /// Whether no example was found.
     pub fn is_empty(&self) -> bool {
         self.indices.is_empty()
     }

@@ -17,14 +17,31 @@
 //! replaced atomically, so a run killed at any moment resumes ([`RunOptions::resume`]) from
 //! its last whole epoch.
 //!
-//! ```no_run
-//! use mixtrain_train::{RunOptions, TrainConfig};
+//! A configuration is a preset with fields overridden by their dotted names (checked at once):
+//!
+//! ```
+//! use mixtrain_train::TrainConfig;
+//!
 //! let mut config = TrainConfig::preset("mnist")?;
 //! config.set("epochs", "1")?;
-//! let summary = mixtrain_train::run(&config, &RunOptions::new("runs/mnist"))?;
-//! println!("test accuracy {:.2}%", 100.0 * summary.test_acc);
+//! config.set("dmt.alpha", "0.3")?;
+//! assert!(config.set("dmt.alpha", "lots").is_err());
+//! assert!(config.to_toml().contains("epochs = 1"));
 //! # Ok::<(), mixtrain_train::TrainError>(())
 //! ```
+//!
+//! and a run trains, checkpoints and evaluates (MNIST from the data directory or the mirror; see
+//! `examples/short_run.rs` for a run small enough for a laptop):
+//!
+//! ```no_run
+//! use mixtrain_train::{RunOptions, TrainConfig};
+//!
+//! let summary = mixtrain_train::run(&TrainConfig::preset("mnist")?, &RunOptions::new("runs/mnist"))?;
+//! println!("test accuracy {:.2}%, VRA {:.2}%", 100.0 * summary.test_acc, 100.0 * summary.final_eval.vra);
+//! # Ok::<(), mixtrain_train::TrainError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod checkpoint;
 mod config;
@@ -38,6 +55,5 @@ mod step;
 pub use config::{FinalEvalConfig, Method, OptimizerConfig, OptimizerKind, PgdConfig, TrainConfig};
 pub use error::TrainError;
 pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluate, verify};
-pub use progress::peak_memory_mib;
 pub use run::{FinalEval, RunOptions, RunSummary, run};
 pub use step::step_loss;

@@ -31,6 +31,7 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Continue the run in `out` from its last checkpoint.
     pub resume: bool,
+    /// Where datasets are read from (and copied into from `mirror`).
     pub data: DataDir,
     /// An offline mirror to copy missing datasets from.
     pub mirror: Option<PathBuf>,
@@ -97,37 +98,58 @@ struct EpochMetrics {
 /// The end-of-run evaluation on the test set, also written to `final.json` and `report.md`.
 #[derive(Clone, Debug, Serialize)]
 pub struct FinalEval {
+    /// Test images evaluated (after `test_limit`).
     pub n: usize,
+    /// The radius verified and attacked: the config's target eps, in pixel units.
     pub eps: f64,
+    /// Fraction of test images classified correctly.
     pub clean_acc: f64,
-    /// Correct and verified in `domain`.
+    /// VRA: fraction of test images correct and verified in `domain`.
     pub vra: f64,
+    /// The name of the domain of `vra` (`final_eval.domain`).
     pub domain: &'static str,
-    /// Correct under PGD (`None` when `final_eval.pgd_steps` is 0).
+    /// Fraction correct under PGD (`None` when `final_eval.pgd_steps` is 0): an upper bound on
+    /// robust accuracy, to hold against `vra`.
     pub pgd_acc: Option<f64>,
+    /// Steps of the PGD attack (one random start, early stop); 0: no attack.
     pub pgd_steps: usize,
+    /// The attack's step size in pixel units (`final_eval.pgd_step_size`, default eps / 4).
     pub pgd_step_size: f64,
+    /// Wall-clock seconds of the verification.
     pub verify_seconds: f64,
+    /// Wall-clock seconds of the attack (0 without one).
     pub pgd_seconds: f64,
 }
 
 /// The outcome of a run, also written to `summary.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
+    /// The zoo model trained.
     pub model: String,
     /// The dataset trained on (`cifar10-sample` when `cifar10` fell back to it).
     pub dataset: String,
+    /// The training method's name (`natural`, `pgd`, `ibp`, `crown-ibp`, `mixtrain`).
     pub method: &'static str,
+    /// The backend's name (`flex`, `ndarray`, `wgpu`).
     pub backend: String,
+    /// Epochs of the whole run, resumed ones included.
     pub epochs: usize,
+    /// Training images trained on (after `train_limit` and the validation hold-out).
     pub train_n: usize,
+    /// Validation images held out of the training split.
     pub val_n: usize,
+    /// Test images evaluated (after `test_limit`).
     pub test_n: usize,
+    /// Fraction of test images classified correctly by the final weights.
     pub test_acc: f64,
+    /// The end-of-run evaluation on the test set.
     pub final_eval: FinalEval,
     /// Training seconds of each epoch run by this process (resumed epochs are not repeated).
     pub epoch_seconds: Vec<f64>,
+    /// Peak resident host memory of the process in MiB (Linux `VmHWM`; `None` elsewhere). GPU
+    /// memory is not included.
     pub peak_memory_mib: Option<f64>,
+    /// The final weights: `model.safetensors` in the run directory.
     pub weights: PathBuf,
 }
 
