@@ -6,6 +6,7 @@
 //! - [`Dmt`]: dynamic mixed training, the per-epoch balance of the two losses
 //!   ([`Policy::Fixed`], [`Policy::Schedule`], [`Policy::Adaptive`]);
 //! - [`EpsSchedule`] (warm-up and eps ramp) and [`LrSchedule`].
+//!
 //! MixTrain's loss on one batch: the natural cross-entropy of all points plus the robust
 //! cross-entropy of sound bounds on `k` of them, weighted by the mix of the epoch; its gradient
 //! flows through the bounds (`examples/mixtrain_step.rs` trains with it on MNIST):
