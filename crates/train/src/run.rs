@@ -388,9 +388,11 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
     for epoch in state.epoch + 1..=config.epochs {
         let progress = Progress::new(epoch, config.epochs, steps_per_epoch, opts.quiet);
         let start = Instant::now();
-        // seeded per epoch, so that a resumed run draws what the uninterrupted one would
-        let mut rng =
-            StdRng::seed_from_u64(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // seeded per epoch, so that a resumed run draws what the uninterrupted one would (the
+        // host's draws here, the device's for PGD's random starts)
+        let epoch_seed = config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = StdRng::seed_from_u64(epoch_seed);
+        device.seed(epoch_seed);
         let epochs_robust = (epoch - 1).saturating_sub(warmup);
         let mut sums = EpochSums::default();
         let mut correct: Option<Tensor<1, Int>> = None;
@@ -648,6 +650,8 @@ fn final_evaluation(
     let steps = config.final_eval.pgd_steps;
     let step_size = config.final_eval.pgd_step_size.unwrap_or(config.eps / 4.0);
     let attacked = if steps > 0 {
+        // PGD's random starts come from the device: seeded, a run reports the same figure twice
+        device.seed(config.seed);
         let pgd = Pgd::new(config.eps as f32, step_size as f32, steps);
         Some(attack(
             net,
