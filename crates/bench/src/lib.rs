@@ -41,10 +41,9 @@ unsafe impl GlobalAlloc for PeakAlloc {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
-    // Forwarded rather than left to the trait's defaults (alloc + memset, alloc + copy): mimalloc
-    // knows which memory is fresh from the OS and already zero, and grows blocks in place. The
-    // defaults touched every fresh page of burn's zeroed buffers (a fifth of the symbolic
-    // domain's profile) where the binaries, which use mimalloc directly, do not.
+    // Forwarded rather than left to the trait's defaults (alloc + memset, alloc + copy), so that
+    // the benches allocate exactly as the binaries do, which use mimalloc directly: it skips
+    // zeroing memory it knows is fresh from the OS and grows blocks in place.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         counted(
