@@ -56,6 +56,7 @@ mod error;
 mod footprint;
 mod input;
 mod interval;
+mod patches;
 mod spec;
 mod symbolic;
 

@@ -35,13 +35,13 @@
 //! that compaction needs.
 
 use burn::tensor::Device;
-use burn::tensor::module::{conv2d, unfold4d};
-use burn::tensor::ops::{PadMode, UnfoldOptions};
+use burn::tensor::module::conv2d;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use mixtrain_nn::{Conv2d, Linear, Network};
 
 use crate::domain::{Domain, Layout, ReluRelaxation, apply, conv_adjoint, flat_channels};
 use crate::domain::{fold_spec, forward, image};
+use crate::patches::{TwoConv, conv_adjoint_at};
 use crate::{BoundsError, InputSet, Margins};
 
 /// A bias-free step between a source and the current layer.
@@ -61,8 +61,13 @@ enum Op {
 enum Coeffs {
     /// The steps `ops[start..]` of the domain's tape; kept only while [`has_patch_rule`] holds.
     /// A later source's chain is a suffix of an earlier one's, so one backward walk of the tape
-    /// serves them all.
-    Chain { start: usize },
+    /// serves them all. A chain with two convolutions carries their composed `patches` (see
+    /// [`TwoConv::compose`]), made when the second convolution arrives: the bounds in front of
+    /// the next ReLU and the rows of the next linear layer both read them.
+    Chain {
+        start: usize,
+        patches: Option<Tensor<4>>,
+    },
     /// `[b, d_s, d]`: row `i` holds symbol `i`'s coefficients; `b = 1` when the batch shares them.
     Dense(Tensor<3>),
 }
@@ -114,10 +119,21 @@ fn has_patch_rule(ops: &[Op]) -> bool {
     }
 }
 
-/// `sum_i |coefficient of symbol i| radius_i` for every current neuron, `[n, d]`.
-fn chain_spread(radius: &Tensor<2>, ops: &[Op]) -> Tensor<2> {
+/// The geometry of a chain that starts with convolution-scaling-convolution.
+fn two_conv(ops: &[Op]) -> Option<TwoConv> {
     match ops {
-        [rest @ .., Op::Scale(s)] => chain_spread(radius, rest) * s.clone().abs(),
+        [Op::Conv(a, source), Op::Scale(_), Op::Conv(b, mid), ..] => {
+            Some(TwoConv::new(a, *source, b, *mid))
+        }
+        _ => None,
+    }
+}
+
+/// `sum_i |coefficient of symbol i| radius_i` for every current neuron, `[n, d]`; a chain with
+/// two convolutions reads its `patches`.
+fn chain_spread(radius: &Tensor<2>, ops: &[Op], patches: Option<&Tensor<4>>) -> Tensor<2> {
+    match ops {
+        [rest @ .., Op::Scale(s)] => chain_spread(radius, rest, patches) * s.clone().abs(),
         [] => radius.clone(),
         [Op::Conv(a, source)] => conv2d(
             image(radius.clone(), *source),
@@ -126,88 +142,14 @@ fn chain_spread(radius: &Tensor<2>, ops: &[Op]) -> Tensor<2> {
             a.options(),
         )
         .flatten(1, 3),
-        [Op::Conv(a, source), Op::Scale(slopes), Op::Conv(b, mid)] => {
-            two_conv_spread(radius, (a, *source), slopes, (b, *mid))
+        [Op::Conv(..), Op::Scale(_), Op::Conv(..)] => {
+            two_conv(ops).expect("a two-convolution chain").spread(
+                patches.expect("push() composes the patches of every two-convolution chain"),
+                radius,
+            )
         }
         _ => unreachable!("chains without a patch rule are made dense as they grow"),
     }
-}
-
-/// The spread of `conv_b(diag(slopes) conv_a(eta))` from the coefficient patches.
-///
-/// Output neuron `(c2, p)` depends on the source window of side `r = (kb - 1) sa + ka` at
-/// stride `sa sb`, with coefficient `sum_{c1, t} Wb[c2, c1, t] slopes[c1, p sb - pb + t]
-/// Wa[c1, ., delta - t sa]`. The slopes each position reads are an unfold `G` (`[n, L, K]`,
-/// `K = c1 kb kb`); the rest is a fixed kernel-of-kernels `H` (`[K, c2 c0 r r]`), so all patches
-/// are one product `G H`, then `|patches|` meet the unfolded radius.
-fn two_conv_spread(
-    radius: &Tensor<2>,
-    (a, source): (&Conv2d, [usize; 3]),
-    slopes: &Tensor<2>,
-    (b, mid): (&Conv2d, [usize; 3]),
-) -> Tensor<2> {
-    let n = radius.dims()[0];
-    let [c0, h0, w0] = source;
-    let [c1, h1, w1] = mid;
-    let [c2, h2, w2] = Layout::Image(mid).after_conv(b);
-    let [_, _, ka, _] = a.weight.val().dims();
-    let [_, _, kb, _] = b.weight.val().dims();
-    let (sa, sb) = (a.stride, b.stride);
-    let r = (kb - 1) * sa + ka;
-    let positions = h2 * w2;
-    let k = c1 * kb * kb;
-    let window = c0 * r * r;
-
-    let slopes = slopes
-        .clone()
-        .expand([n, c1 * h1 * w1])
-        .reshape([n, c1, h1, w1]);
-    let g = unfold4d(
-        slopes,
-        [kb, kb],
-        UnfoldOptions::new([sb, sb], [b.padding, b.padding], [1, 1]),
-    )
-    .swap_dims(1, 2)
-    .reshape([n * positions, k]);
-
-    // Wa shifted to each offset t sa of the window: [c1, kb * kb, c0, r, r]
-    let wa = a.weight.val();
-    let mut shifted = Vec::with_capacity(kb * kb);
-    for ty in 0..kb {
-        for tx in 0..kb {
-            let (y, x) = (ty * sa, tx * sa);
-            shifted.push(
-                wa.clone()
-                    .pad([(y, r - ka - y), (x, r - ka - x)], PadMode::Constant(0.0)),
-            );
-        }
-    }
-    let shifted = Tensor::stack::<5>(shifted, 1).reshape([k, 1, window]);
-    let wb = b.weight.val().permute([1, 2, 3, 0]).reshape([k, c2, 1]);
-    let h = (wb * shifted).reshape([k, c2 * window]);
-    let patches = g.matmul(h).reshape([n * positions, c2, window]);
-
-    // the radius under each window: pad by the accumulated padding, crop to what is read
-    let pd = b.padding * sa + a.padding;
-    let s = sa * sb;
-    let side = |out: usize, len: usize| {
-        let need = (out - 1) * s + r;
-        (need, need.saturating_sub(pd + len))
-    };
-    let ((need_h, extra_h), (need_w, extra_w)) = (side(h2, h0), side(w2, w0));
-    let padded = image(radius.clone(), source)
-        .pad([(pd, extra_h), (pd, extra_w)], PadMode::Constant(0.0))
-        .narrow(2, 0, need_h)
-        .narrow(3, 0, need_w);
-    let windows = unfold4d(padded, [r, r], UnfoldOptions::new([s, s], [0, 0], [1, 1]))
-        .swap_dims(1, 2)
-        .reshape([n * positions, window, 1]);
-    patches
-        .abs()
-        .matmul(windows)
-        .reshape([n, positions, c2])
-        .swap_dims(1, 2)
-        .reshape([n, c2 * positions])
 }
 
 /// Applies a chain forwards to rows `[b, m, d_s]` (one per symbol): `[b', m, d]`.
@@ -271,10 +213,10 @@ fn one_hot(index: Tensor<2, Int>, d_s: usize) -> Tensor<3> {
 }
 
 impl Source {
-    /// A chain source's rows (`[b, m, d_s]`, over all its symbols) restricted to the symbols
-    /// that are nonzero somewhere, with their radii.
-    fn compacted(&self, rows: Tensor<3>) -> Pulled {
-        match compact(&self.radius) {
+    /// A chain source's rows (`[b, m, d_s]`, over all its symbols) restricted to the `live`
+    /// symbols ([`compact`] of the radius), with their radii.
+    fn compacted(&self, rows: Tensor<3>, live: Option<(Tensor<2, Int>, Tensor<2>)>) -> Pulled {
+        match live {
             None => Pulled {
                 rows,
                 radius: self.radius.clone(),
@@ -297,7 +239,7 @@ impl Source {
     /// The same source with dense rows: a chain applied forwards to the identity over the
     /// symbols that are nonzero somewhere (the classic forward pass).
     fn densify(self, ops: &[Op]) -> Source {
-        let Coeffs::Chain { start } = self.coeffs else {
+        let Coeffs::Chain { start, .. } = self.coeffs else {
             return self;
         };
         let d_s = self.radius.dims()[1];
@@ -319,7 +261,9 @@ impl Source {
     /// `[n, d]`.
     fn spread(&self, ops: &[Op]) -> Tensor<2> {
         match &self.coeffs {
-            Coeffs::Chain { start } => chain_spread(&self.radius, &ops[*start..]),
+            Coeffs::Chain { start, patches } => {
+                chain_spread(&self.radius, &ops[*start..], patches.as_ref())
+            }
             Coeffs::Dense(a) => {
                 let [b, d_s, d] = a.dims();
                 if b == 1 {
@@ -353,15 +297,29 @@ impl Symbolic {
                     coeffs: Coeffs::Dense(chain_forward(a, std::slice::from_ref(op))),
                     ..source
                 },
-                (Coeffs::Chain { start }, Op::Scale(s)) if start == at => Source {
+                (Coeffs::Chain { start, .. }, Op::Scale(s)) if start == at => Source {
                     radius: source.radius * s.clone().abs(),
-                    coeffs: Coeffs::Chain { start: at + 1 },
+                    coeffs: Coeffs::Chain {
+                        start: at + 1,
+                        patches: None,
+                    },
                     symbols: None,
                 },
-                (Coeffs::Chain { start }, _) if has_patch_rule(&ops[start..]) => Source {
-                    coeffs: Coeffs::Chain { start },
-                    ..source
-                },
+                (Coeffs::Chain { start, patches }, _) if has_patch_rule(&ops[start..]) => {
+                    let patches = match &ops[start..] {
+                        [Op::Conv(a, _), Op::Scale(slopes), Op::Conv(b, _)] => {
+                            let n = source.radius.dims()[0];
+                            let slopes = slopes.clone().expand([n as i32, -1]);
+                            let geometry = two_conv(&ops[start..]).expect("two convolutions");
+                            Some(geometry.compose(a, slopes, b))
+                        }
+                        _ => patches,
+                    };
+                    Source {
+                        coeffs: Coeffs::Chain { start, patches },
+                        ..source
+                    }
+                }
                 (coeffs @ Coeffs::Chain { .. }, _) => Source { coeffs, ..source }.densify(ops),
             })
             .collect();
@@ -374,34 +332,20 @@ impl Symbolic {
     }
 
     /// Rows over the current neurons (`[n or 1, m, d]`) expressed over each source's symbols,
-    /// with the matching radii, one [`Pulled`] per source. Chains are carried back in one walk of
-    /// the tape (a transposed convolution per convolution) and compacted to the symbols that are
-    /// nonzero somewhere.
+    /// with the matching radii, one [`Pulled`] per source. Chains are carried back along the
+    /// tape by a [`Walk`] and compacted to the symbols that are nonzero somewhere; a
+    /// two-convolution chain goes through its patches, and a one-convolution chain with few
+    /// live symbols (a ReLU's unstable neurons) through the columns of those symbols alone.
     fn pull(&self, rows: Tensor<3>) -> Vec<Pulled> {
-        let mut chains: Vec<(usize, usize)> = self
-            .sources
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s.coeffs {
-                Coeffs::Chain { start } => Some((start, i)),
-                Coeffs::Dense(_) => None,
-            })
-            .collect();
-        chains.sort_unstable_by(|a, b| b.cmp(a));
-        let mut pulled: Vec<Option<Pulled>> = (0..self.sources.len()).map(|_| None).collect();
-        let (mut back, mut at) = (rows.clone(), self.ops.len());
-        for (start, i) in chains {
-            back = chain_backward(back, &self.ops[start..at]);
-            at = start;
-            pulled[i] = Some(self.sources[i].compacted(back.clone()));
-        }
+        let mut walk = Walk::new(&self.ops, rows.clone());
         let [rb, m, d] = rows.dims();
         self.sources
             .iter()
-            .zip(pulled)
-            .map(|(source, chain)| match (&source.coeffs, chain) {
-                (_, Some(chain)) => chain,
-                (Coeffs::Dense(a), None) => {
+            .map(|source| match &source.coeffs {
+                Coeffs::Chain { start, patches } => {
+                    source.pull_chain(&self.ops, *start, patches.as_ref(), &mut walk)
+                }
+                Coeffs::Dense(a) => {
                     let [b, d_s, _] = a.dims();
                     let rows = if b == 1 {
                         rows.clone()
@@ -417,9 +361,80 @@ impl Symbolic {
                         symbols: source.symbols.clone(),
                     }
                 }
-                (Coeffs::Chain { .. }, None) => unreachable!("every chain was pulled"),
             })
             .collect()
+    }
+}
+
+/// Rows carried back along the tape: [`Walk::at`]`(i)` is the rows over the inputs of step `i`
+/// (a scaling, or a transposed convolution per convolution), each step computed once and shared
+/// by every chain that passes it: a later source's chain is a suffix of an earlier one's.
+struct Walk<'a> {
+    ops: &'a [Op],
+    back: Vec<Option<Tensor<3>>>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(ops: &'a [Op], rows: Tensor<3>) -> Self {
+        let mut back = vec![None; ops.len() + 1];
+        back[ops.len()] = Some(rows);
+        Self { ops, back }
+    }
+
+    fn at(&mut self, i: usize) -> Tensor<3> {
+        if let Some(rows) = &self.back[i] {
+            return rows.clone();
+        }
+        let rows = chain_backward(self.at(i + 1), &self.ops[i..=i]);
+        self.back[i] = Some(rows.clone());
+        rows
+    }
+}
+
+/// Whether the columns of `k` input neurons of `conv` ([`conv_adjoint_at`]) cost less than the
+/// whole transposed convolution: they need `ceil(kernel / stride)^2` taps of `co` each per
+/// neuron, the convolution `co ho wo ci kernel^2` per row; gathers run about 8 times slower per
+/// MAC than the convolution's matrix product (measured on `mnist_small`'s second layer).
+fn few_enough(conv: &Conv2d, input: [usize; 3], k: usize) -> bool {
+    let [ci, _, _] = input;
+    let [_, ho, wo] = Layout::Image(input).after_conv(conv);
+    let kernel = conv.weight.val().dims()[2];
+    let taps = kernel.div_ceil(conv.stride).pow(2);
+    8 * k * taps <= ho * wo * ci * kernel * kernel
+}
+
+impl Source {
+    /// This chain source's rows: `ops[start..]` carried back, then compacted.
+    fn pull_chain(
+        &self,
+        ops: &[Op],
+        start: usize,
+        patches: Option<&Tensor<4>>,
+        walk: &mut Walk,
+    ) -> Pulled {
+        let chain = &ops[start..];
+        let scalings = chain
+            .iter()
+            .rev()
+            .take_while(|op| matches!(op, Op::Scale(_)))
+            .count();
+        let live = compact(&self.radius);
+        match (&chain[..chain.len() - scalings], patches, live) {
+            ([Op::Conv(..), Op::Scale(_), Op::Conv(..)], Some(patches), live) => {
+                let geometry = two_conv(chain).expect("two convolutions");
+                self.compacted(geometry.pull(patches, walk.at(start + 3)), live)
+            }
+            ([Op::Conv(conv, input)], _, Some((index, radius)))
+                if few_enough(conv, *input, index.dims()[1]) =>
+            {
+                Pulled {
+                    rows: conv_adjoint_at(walk.at(start + 1), conv, *input, index.clone()),
+                    radius,
+                    symbols: Some(index),
+                }
+            }
+            (_, _, live) => self.compacted(walk.at(start), live),
+        }
     }
 }
 
@@ -496,7 +511,10 @@ impl Domain for Symbolic {
             ops: Vec::new(),
             sources: vec![Source {
                 radius,
-                coeffs: Coeffs::Chain { start: 0 },
+                coeffs: Coeffs::Chain {
+                    start: 0,
+                    patches: None,
+                },
                 symbols: None,
             }],
             layout: Layout::Image([c, h, w]),
@@ -558,6 +576,7 @@ impl Domain for Symbolic {
             radius: mu,
             coeffs: Coeffs::Chain {
                 start: next.ops.len(),
+                patches: None,
             },
             symbols: None,
         });
@@ -637,10 +656,11 @@ impl Domain for Symbolic {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Device, Distribution, Tensor};
+    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
     use mixtrain_nn::{Architecture, Layer, LayerSpec, Network};
 
     use super::*;
+    use crate::domain::conv_adjoint;
 
     /// Two convolutions with awkward geometry (padding, a stride that drops a row) and their
     /// layouts: `[2, 9, 9] -> [3, 5, 5] -> [4, 2, 2]`.
@@ -670,24 +690,41 @@ mod tests {
         (a, [2, 9, 9], b, [3, 5, 5])
     }
 
-    /// A state whose only source is `radius`'s symbols through `ops`: lazily, or as dense rows.
+    /// A state whose only source is `radius`'s symbols through `ops`: lazily (pushed step by
+    /// step, as the domain's rules do), or as dense rows.
     fn state(radius: &Tensor<2>, ops: &[Op], d: usize, lazy: bool) -> Symbolic {
         let [n, d_s] = radius.dims();
-        let coeffs = if lazy {
-            Coeffs::Chain { start: 0 }
-        } else {
-            let identity = Tensor::<2>::eye(d_s, &radius.device()).unsqueeze_dim(0);
-            Coeffs::Dense(chain_forward(identity, ops))
-        };
+        let device = radius.device();
+        let centre = Tensor::zeros([n, d], &device);
+        let layout = Layout::Flat(d);
+        if lazy {
+            let input = Symbolic {
+                centre: centre.clone(),
+                ops: Vec::new(),
+                sources: vec![Source {
+                    radius: radius.clone(),
+                    coeffs: Coeffs::Chain {
+                        start: 0,
+                        patches: None,
+                    },
+                    symbols: None,
+                }],
+                layout,
+            };
+            return ops.iter().fold(input, |state, op| {
+                state.push(centre.clone(), layout, op.clone())
+            });
+        }
+        let identity = Tensor::<2>::eye(d_s, &device).unsqueeze_dim(0);
         Symbolic {
-            centre: Tensor::zeros([n, d], &radius.device()),
-            ops: if lazy { ops.to_vec() } else { Vec::new() },
+            centre,
+            ops: Vec::new(),
             sources: vec![Source {
                 radius: radius.clone(),
-                coeffs,
+                coeffs: Coeffs::Dense(chain_forward(identity, ops)),
                 symbols: None,
             }],
-            layout: Layout::Flat(d),
+            layout,
         }
     }
 
@@ -718,5 +755,89 @@ mod tests {
             pulled.rows.reshape([n * 5, 162]),
             expected.rows.reshape([n * 5, 162]),
         );
+    }
+
+    #[test]
+    fn columns_of_a_few_neurons_equal_the_transposed_convolution() {
+        let device = Device::flex();
+        let (a, source, b, mid) = two_convs(&device);
+        for (conv, input) in [(a, source), (b, mid)] {
+            let [c, h, w] = input;
+            let d_out = Layout::Image(input)
+                .after_conv(&conv)
+                .iter()
+                .product::<usize>();
+            let d_in = c * h * w;
+            for b in [1, 3] {
+                let rows =
+                    Tensor::<3>::random([b, 4, d_out], Distribution::Uniform(-1.0, 1.0), &device);
+                // every neuron once, in a different order per point, then a repeat
+                let neurons = Tensor::<2, Int>::from_data(
+                    TensorData::new(
+                        (0..3)
+                            .flat_map(|i| (0..d_in).map(move |j| ((j * 7 + i) % d_in) as i64))
+                            .collect::<Vec<_>>(),
+                        [3, d_in],
+                    ),
+                    &device,
+                );
+                let columns = conv_adjoint_at(rows.clone(), &conv, input, neurons.clone());
+                let dense = conv_adjoint(rows, &conv, input)
+                    .expand([3, 4, d_in])
+                    .gather(2, neurons.unsqueeze_dim::<3>(1).expand([3, 4, d_in]));
+                assert_close(columns.reshape([12, d_in]), dense.reshape([12, d_in]));
+            }
+        }
+    }
+
+    #[test]
+    fn a_few_live_error_symbols_pull_exactly() {
+        let device = Device::flex();
+        let (_, _, b, mid) = two_convs(&device);
+        let n = 2;
+        // two live symbols per point: the sparse columns are used
+        let mut radius = vec![0.0f32; n * 75];
+        for (i, j) in [(0, 3), (0, 40), (1, 74), (1, 12)] {
+            radius[i * 75 + j] = 0.5 + j as f32 / 100.0;
+        }
+        let radius = Tensor::<2>::from_data(TensorData::new(radius, [n, 75]), &device);
+        let ops = vec![Op::Conv(b, mid)];
+        assert!(matches!(&ops[0], Op::Conv(conv, input) if few_enough(conv, *input, 2)));
+        let rows = Tensor::<3>::random([n, 5, 16], Distribution::Uniform(-1.0, 1.0), &device);
+        let pulled = state(&radius, &ops, 16, true).pull(rows.clone()).remove(0);
+        let expected = state(&radius, &ops, 16, false).pull(rows).remove(0);
+        let symbols = pulled.symbols.expect("compacted");
+        let expected = expected
+            .rows
+            .gather(2, symbols.unsqueeze_dim::<3>(1).expand([n, 5, 2]));
+        assert_close(
+            pulled.rows.reshape([n * 5, 2]),
+            expected.reshape([n * 5, 2]),
+        );
+    }
+
+    #[test]
+    fn columns_of_a_few_neurons_have_the_transposed_convolutions_gradients() {
+        let device = Device::flex().autodiff();
+        let (_, _, conv, input) = two_convs(&device);
+        let n = 2;
+        let rows = Tensor::<3>::random([n, 4, 16], Distribution::Uniform(-1.0, 1.0), &device)
+            .require_grad();
+        let neurons = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![3i64, 40, 41, 74, 12, 0], [n, 3]),
+            &device,
+        );
+        let probe = Tensor::<3>::random([n, 4, 3], Distribution::Uniform(-1.0, 1.0), &device);
+        let columns = conv_adjoint_at(rows.clone(), &conv, input, neurons.clone());
+        let dense = conv_adjoint(rows.clone(), &conv, input)
+            .gather(2, neurons.unsqueeze_dim::<3>(1).expand([n, 4, 3]));
+        let gradients = |values: Tensor<3>| {
+            let grads = (values * probe.clone()).sum().backward();
+            let weight = conv.weight.val().grad(&grads).unwrap().reshape([4, 12]);
+            (rows.grad(&grads).unwrap().reshape([n * 4, 16]), weight)
+        };
+        let ((rows_a, weight_a), (rows_b, weight_b)) = (gradients(columns), gradients(dense));
+        assert_close(rows_a, rows_b);
+        assert_close(weight_a, weight_b);
     }
 }

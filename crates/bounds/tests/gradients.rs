@@ -7,34 +7,33 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use mixtrain_bounds::{DomainKind, InputDomain, InputSet};
 use mixtrain_nn::{Architecture, Backend, Layer, LayerSpec, Network};
 
-fn arch() -> Architecture {
+/// A tiny net with one convolution, or two (the symbolic domain's patches, and the columns of
+/// the second convolution's adjoint at the first's unstable neurons).
+fn arch(convs: usize) -> Architecture {
+    let mut layers = vec![LayerSpec::conv2d("conv1", 1, 3, 3, 2, 1), LayerSpec::Relu];
+    if convs == 2 {
+        layers.extend([LayerSpec::conv2d("conv2", 3, 4, 2, 2, 0), LayerSpec::Relu]);
+    }
+    let (side, features) = if convs == 2 { (7, 16) } else { (5, 27) };
+    layers.extend([
+        LayerSpec::Flatten,
+        LayerSpec::Linear {
+            name: "fc".into(),
+            in_features: features,
+            out_features: 6,
+        },
+        LayerSpec::Relu,
+        LayerSpec::Linear {
+            name: "out".into(),
+            in_features: 6,
+            out_features: 3,
+        },
+    ]);
     Architecture {
         name: "tiny".into(),
-        input: [1, 5, 5],
+        input: [1, side, side],
         classes: 3,
-        layers: vec![
-            LayerSpec::Conv2d {
-                name: "conv".into(),
-                in_channels: 1,
-                out_channels: 3,
-                kernel: 3,
-                stride: 2,
-                padding: 1,
-            },
-            LayerSpec::Relu,
-            LayerSpec::Flatten,
-            LayerSpec::Linear {
-                name: "fc".into(),
-                in_features: 27,
-                out_features: 6,
-            },
-            LayerSpec::Relu,
-            LayerSpec::Linear {
-                name: "out".into(),
-                in_features: 6,
-                out_features: 3,
-            },
-        ],
+        layers,
     }
 }
 
@@ -86,8 +85,11 @@ fn moved(net: &Network, direction: &[Vec<f32>], h: f32, device: &Device) -> Netw
 }
 
 fn robust_loss(net: &Network, domain: DomainKind, device: &Device) -> Tensor<1> {
-    let x: Vec<f32> = (0..2 * 25).map(|i| (i * 7 % 11) as f32 / 11.0).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(x, [2, 1, 5, 5]), device);
+    let [_, side, _] = net.architecture().input;
+    let x: Vec<f32> = (0..2 * side * side)
+        .map(|i| (i * 7 % 11) as f32 / 11.0)
+        .collect();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [2, 1, side, side]), device);
     let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), device);
     let set = InputSet::linf(x, 0.05, InputDomain::Unit).unwrap();
     let wc = domain
@@ -104,8 +106,8 @@ fn robust_loss(net: &Network, domain: DomainKind, device: &Device) -> Tensor<1> 
 fn robust_loss_gradient_matches_finite_differences() {
     let plain = Backend::Flex.device(None).unwrap();
     let ad = plain.clone().autodiff();
-    for domain in DomainKind::ALL {
-        let net = Network::init(&arch(), 11, &ad).unwrap();
+    for (domain, convs) in DomainKind::ALL.into_iter().flat_map(|d| [(d, 1), (d, 2)]) {
+        let net = Network::init(&arch(convs), 11, &ad).unwrap();
         let loss = robust_loss(&net, domain, &ad);
         let grads = loss.backward();
         let gradient: Vec<Vec<f32>> = net
@@ -124,7 +126,7 @@ fn robust_loss_gradient_matches_finite_differences() {
             })
             .map(|d| d.try_to_vec::<f32>().unwrap())
             .collect();
-        let base = Network::init(&arch(), 11, &plain).unwrap();
+        let base = Network::init(&arch(convs), 11, &plain).unwrap();
         assert_eq!(params(&base).len(), gradient.len());
         for seed in 0..3u64 {
             let direction: Vec<Vec<f32>> = params(&base)
@@ -154,7 +156,8 @@ fn robust_loss_gradient_matches_finite_differences() {
             let numeric = (plus - minus) / (2.0 * h);
             assert!(
                 (analytic - numeric).abs() <= 2e-2 * analytic.abs().max(numeric.abs()) + 1e-3,
-                "{}: directional derivative {analytic} (autodiff) vs {numeric} (finite differences)",
+                "{} ({convs} convolutions): directional derivative {analytic} (autodiff) vs \
+                 {numeric} (finite differences)",
                 domain.name()
             );
         }
