@@ -213,14 +213,19 @@ impl TwoConv {
         let rr = self.r * self.r;
         let [fh, fw] = self.frame;
         let area = fh * fw;
+        // both operands as one contiguous matrix per (point, position), by 2-D transposes: a
+        // strided operand would touch a cache line per element
         let rows = rows
-            .reshape([b, m, c2, l])
-            .permute([0, 3, 2, 1])
+            .swap_dims(1, 2)
+            .reshape([b, c2, l, m])
+            .swap_dims(1, 2)
             .expand([n, l, c2, m]);
         // [(n, p, c0, delta), m]
         let values = patches
             .clone()
-            .permute([2, 3, 0, 1])
+            .reshape([window * c2, n * l])
+            .transpose()
+            .reshape([n, l, window, c2])
             .matmul(rows)
             .reshape([n * l * window, m]);
         let windows = self.windows(false);
@@ -288,10 +293,11 @@ pub(crate) fn conv_adjoint_at(
             let xs = readers(x, wo);
             for j in 0..per_axis {
                 for i in 0..per_axis {
-                    // a missing reader points at the zero column appended to every row
+                    // a missing reader reads any output through the zero tap appended to
+                    // every channel's kernel
                     let (p, t) = match (ys.get(j), xs.get(i)) {
                         (Some(&(oy, ty)), Some(&(ox, tx))) => (oy * wo + ox, ty * kk + tx),
-                        _ => (outputs, 0),
+                        _ => (0, kk * kk),
                     };
                     position.push(p as i64);
                     tap.push(t as i64);
@@ -306,26 +312,27 @@ pub(crate) fn conv_adjoint_at(
         .reshape([hw, taps])
         .select(0, q.clone());
     let tap = index(tap, &device).reshape([hw, taps]).select(0, q);
-    let stride_b = if b == 1 { 0 } else { outputs + 1 };
+    let stride_b = if b == 1 { 0 } else { outputs };
     let image = Tensor::<1, Int>::arange(0..n as i64, &device)
         .mul_scalar(stride_b as i64)
         .reshape([n, 1])
         .repeat_dim(1, k)
         .reshape([n * k, 1]);
     let columns = (position + image).reshape([n * k * taps]);
-    let weights = (channel.mul_scalar((kk * kk) as i64) + tap).reshape([n * k * taps]);
-    // one row per (point, output position), the last of each point's all zero
+    let weights = (channel.mul_scalar((kk * kk + 1) as i64) + tap).reshape([n * k * taps]);
+    // one row per (point, output position)
     let rows = rows
         .reshape([b, m, co, outputs])
-        .pad([(0, 1)], PadMode::Constant(0.0))
         .permute([0, 3, 1, 2])
-        .reshape([b * (outputs + 1), m * co])
+        .reshape([b * outputs, m * co])
         .select(0, columns)
         .reshape([n * k * taps, m, co]);
     let weights = conv
         .weight
         .val()
-        .reshape([co, ci * kk * kk])
+        .reshape([co, ci, kk * kk])
+        .pad([(0, 1)], PadMode::Constant(0.0))
+        .reshape([co, ci * (kk * kk + 1)])
         .transpose()
         .select(0, weights)
         .reshape([n * k * taps, co, 1]);

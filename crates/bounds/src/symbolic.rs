@@ -200,6 +200,24 @@ fn compact(radius: &Tensor<2>) -> Option<(Tensor<2, Int>, Tensor<2>)> {
     Some((index, radius))
 }
 
+/// Each point's columns `index` (`[n, k]`) of `rows` (`[b, m, d]`, `b` 1 or `n`): `[n, m, k]`.
+/// One row gather of the transposed rows, rather than a gather with an index per element.
+fn columns(rows: Tensor<3>, index: Tensor<2, Int>) -> Tensor<3> {
+    let [n, k] = index.dims();
+    let [b, m, d] = rows.dims();
+    let index = if b == 1 {
+        index
+    } else {
+        let offsets = Tensor::<1, Int>::arange(0..n as i64, &index.device()).mul_scalar(d as i64);
+        index + offsets.unsqueeze_dim(1)
+    };
+    rows.swap_dims(1, 2)
+        .reshape([b * d, m])
+        .select(0, index.reshape([n * k]))
+        .reshape([n, k, m])
+        .swap_dims(1, 2)
+}
+
 /// Rows `[n, k, d_s]` selecting each point's symbols `index` (`[n, k]`).
 fn one_hot(index: Tensor<2, Int>, d_s: usize) -> Tensor<3> {
     let [n, k] = index.dims();
@@ -222,17 +240,11 @@ impl Source {
                 radius: self.radius.clone(),
                 symbols: None,
             },
-            Some((index, radius)) => {
-                let [n, k] = index.dims();
-                let [b, m, _] = rows.dims();
-                let rows = rows.expand([n.max(b) as i32, m as i32, -1]);
-                let gather = index.clone().unsqueeze_dim::<3>(1).expand([n, m, k]);
-                Pulled {
-                    rows: rows.gather(2, gather),
-                    radius,
-                    symbols: Some(index),
-                }
-            }
+            Some((index, radius)) => Pulled {
+                rows: columns(rows, index.clone()),
+                radius,
+                symbols: Some(index),
+            },
         }
     }
 
