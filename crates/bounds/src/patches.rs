@@ -258,16 +258,17 @@ impl TwoConv {
 /// [`conv_adjoint`](crate::domain::conv_adjoint) followed by a gather gives.
 ///
 /// An input neuron is read by at most `ceil(kernel / stride)^2` output positions, through one
-/// tap each, so its column is a sum of that many `co`-vectors of `rows` times weights: `m co
-/// ceil(kernel / stride)^2` MAC per neuron against `m co ho wo ci kernel^2` for the whole
-/// transposed convolution. The symbolic domain needs the columns of the unstable neurons only.
+/// tap each: its column of the convolution's matrix has at most `co ceil(kernel / stride)^2`
+/// nonzeros, which a scatter lays into a `[co ho wo, k]` matrix per point, and the rows times that
+/// matrix are the columns: `m co ho wo k` MAC against `m co ho wo ci kernel^2` for the whole
+/// transposed convolution, with an operand of `co ho wo k` values per point instead of an output
+/// of `m ci hi wi`. The symbolic domain needs the columns of the unstable neurons only.
 pub(crate) fn conv_adjoint_at(
     rows: Tensor<3>,
     conv: &Conv2d,
     input: [usize; 3],
     neurons: Tensor<2, Int>,
 ) -> Tensor<3> {
-    let [b, m, _] = rows.dims();
     let [n, k] = neurons.dims();
     let device = rows.device();
     let [ci, hi, wi] = input;
@@ -293,8 +294,7 @@ pub(crate) fn conv_adjoint_at(
             let xs = readers(x, wo);
             for j in 0..per_axis {
                 for i in 0..per_axis {
-                    // a missing reader reads any output through the zero tap appended to
-                    // every channel's kernel
+                    // a missing reader adds the zero tap appended to every channel's kernel
                     let (p, t) = match (ys.get(j), xs.get(i)) {
                         (Some(&(oy, ty)), Some(&(ox, tx))) => (oy * wo + ox, ty * kk + tx),
                         _ => (0, kk * kk),
@@ -312,33 +312,34 @@ pub(crate) fn conv_adjoint_at(
         .reshape([hw, taps])
         .select(0, q.clone());
     let tap = index(tap, &device).reshape([hw, taps]).select(0, q);
-    let stride_b = if b == 1 { 0 } else { outputs };
-    let image = Tensor::<1, Int>::arange(0..n as i64, &device)
-        .mul_scalar(stride_b as i64)
-        .reshape([n, 1])
-        .repeat_dim(1, k)
-        .reshape([n * k, 1]);
-    let columns = (position + image).reshape([n * k * taps]);
+    // the weight of every (output channel; point, neuron, tap)
     let weights = (channel.mul_scalar((kk * kk + 1) as i64) + tap).reshape([n * k * taps]);
-    // one row per (point, output position)
-    let rows = rows
-        .reshape([b, m, co, outputs])
-        .permute([0, 3, 1, 2])
-        .reshape([b * outputs, m * co])
-        .select(0, columns)
-        .reshape([n * k * taps, m, co]);
     let weights = conv
         .weight
         .val()
         .reshape([co, ci, kk * kk])
         .pad([(0, 1)], PadMode::Constant(0.0))
         .reshape([co, ci * (kk * kk + 1)])
-        .transpose()
-        .select(0, weights)
-        .reshape([n * k * taps, co, 1]);
-    rows.matmul(weights)
-        .reshape([n, k, taps, m])
-        .sum_dim(2)
-        .reshape([n, k, m])
-        .swap_dims(1, 2)
+        .select(1, weights)
+        .reshape([co * n * k * taps, 1]);
+    // ... and where it goes in the points' [co ho wo, k] matrices
+    let column = Tensor::<1, Int>::arange(0..k as i64, &device).reshape([1, k, 1]);
+    let point = Tensor::<1, Int>::arange(0..n as i64, &device)
+        .mul_scalar((co * outputs * k) as i64)
+        .reshape([n, 1, 1]);
+    let channel = Tensor::<1, Int>::arange(0..co as i64, &device)
+        .mul_scalar((outputs * k) as i64)
+        .reshape([co, 1, 1, 1]);
+    let spots = (position.reshape([n, k, taps]).mul_scalar(k as i64) + column + point)
+        .unsqueeze_dim::<4>(0)
+        + channel;
+    let matrix = Tensor::zeros([n * co * outputs * k, 1], &device)
+        .select_assign(
+            0,
+            spots.reshape([co * n * k * taps]),
+            weights,
+            IndexingUpdateOp::Add,
+        )
+        .reshape([n, co * outputs, k]);
+    rows.matmul(matrix)
 }

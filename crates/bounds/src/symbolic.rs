@@ -8,12 +8,15 @@
 //! - a **chain** of the bias-free layers met since the source (convolutions and diagonal
 //!   scalings by ReLU slopes or normalisation), applied lazily. Convolutions are local, so the
 //!   coefficients a chain implies are patches: a neuron after two convolutions depends on a
-//!   `10 x 10` window of the `28 x 28` input, not on all 784 pixels. The bounds in front of a
-//!   ReLU are computed from those patches ([`two_conv_spread`]), never from dense rows.
-//! - **dense** rows `[b, d_s, d]` once a linear layer has mixed every position: the chain is then
-//!   applied *backwards* to the linear layer's rows (a transposed convolution per convolution),
-//!   which costs `out` rows instead of `d_s`, and only the rows of symbols that are nonzero for
-//!   some point of the batch are kept (E stays compact).
+//!   `10 x 10` window of the `28 x 28` input, not on all 784 pixels. When a chain's second
+//!   convolution arrives its patches are composed ([`TwoConv::compose`]); the bounds in front
+//!   of the next ReLU and the next linear layer's rows both read them, never dense rows.
+//! - **dense** rows `[b, d_s, d]` once a linear layer has mixed every position: the layer's `out`
+//!   rows are carried back to each source (which costs `out` rows instead of `d_s`): through the
+//!   patches for a two-convolution chain, through the columns of the live symbols only for a
+//!   one-convolution chain with few of them (a ReLU's unstable neurons), by transposed
+//!   convolutions otherwise. Only the rows of symbols that are nonzero for some point of the
+//!   batch are kept (E stays compact).
 //! - A chain with three or more convolutions (the large models) has no patch rule here; it is
 //!   made dense from the identity, the classic forward pass.
 //! - At a residual block every source is made dense, so that the path and the skip extend the
@@ -22,17 +25,26 @@
 //!   dense forward pass from the first block on, with its memory: `[n, symbols, features]`
 //!   per source.
 //!
-//! Cost on `mnist_small` per image (the dense pass needed 0.9-1.2 GFLOP, dominated by the second
-//! convolution applied to 784 input rows): conv2's bounds from the input patches, a product of
-//! the slopes each position reads `[49, 256]` with a fixed `[256, 32 x 100]` kernel-of-kernels,
-//! 40 M MAC (10 M of which are nonzero: the floor of an exact composition); fc1's rows by two
-//! transposed convolutions of its 100 rows, 40 M + 5 M MAC (the first one also gives the
-//! coefficients of conv1's error symbols; both are dense products, so no sparse floor below
-//! that); the margins' 9 rows, 4 M MAC. About 90 M MAC (0.18 GFLOP) per image, a sixth of the
-//! dense pass; the exact floor is about 60 M MAC (0.12 GFLOP). Measured (criterion, 2 cores):
-//! 3.6 ms per image at batches of 5 and 50, about 50 GFLOP/s, against 30-38 ms for the dense
-//! pass; the rest of the gap to the floor is layout copies and the one host read per source
-//! that compaction needs.
+//! Cost on `mnist_small` per image, in multiply-adds (the dense pass needs 0.9-1.2 GFLOP,
+//! dominated by the second convolution applied to 784 input rows):
+//!
+//! | step | MAC |
+//! |---|---|
+//! | conv2's patches, per tap of conv2 (`positions c2 kb^2 c1 c0 ka^2`) | 6.4 M |
+//! | conv2's bounds from the patches (`|patch|` against the radius under each window) | 0.16 M |
+//! | fc1's 100 rows on the input, through the patches (`100 c2 positions r^2`) | 15.7 M |
+//! | fc1's rows on conv1's error symbols, 128 taps per unstable neuron (about 1% of 3136 at eps 0.1) | 0.4 M |
+//! | the margins' 9 rows on every source | 0.8 M |
+//! | total | **about 23 M (0.05 GFLOP)** |
+//!
+//! That is the floor of this representation: the fold of fc1's rows touches each of the
+//! `positions x c2 x r^2` patch entries once per row, and the patches are `kb^2 / r^2` of the
+//! dense kernel-of-kernels product (40 M). Measured (criterion, 2 cores, batch 5): 3.3 ms per
+//! image forward, 8.8 ms forward and backward, against 30-38 ms for the dense pass and 3.6 ms
+//! for this module's previous form (transposed convolutions for fc1's rows, 90 M MAC). The
+//! arithmetic is about a quarter of that time at the machine's matrix-product rate; the rest is memory
+//! traffic of the intermediates (the per-tap kernels, `[256, 32 x 49]` per image, and the
+//! pulled windows, `[49 x 100, 100]`) and burn-flex's allocation of every output.
 
 use burn::tensor::Device;
 use burn::tensor::module::conv2d;
@@ -403,16 +415,13 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Whether the columns of `k` input neurons of `conv` ([`conv_adjoint_at`]) cost less than the
-/// whole transposed convolution: they need `ceil(kernel / stride)^2` taps of `co` each per
-/// neuron, the convolution `co ho wo ci kernel^2` per row; gathers run about 8 times slower per
-/// MAC than the convolution's matrix product (measured on `mnist_small`'s second layer).
+/// Whether the columns of `k` input neurons of `conv` ([`conv_adjoint_at`]) cost at most half
+/// of the whole transposed convolution, in multiply-adds and in memory: `k` against `ci
+/// kernel^2` per output of the convolution.
 fn few_enough(conv: &Conv2d, input: [usize; 3], k: usize) -> bool {
     let [ci, _, _] = input;
-    let [_, ho, wo] = Layout::Image(input).after_conv(conv);
     let kernel = conv.weight.val().dims()[2];
-    let taps = kernel.div_ceil(conv.stride).pow(2);
-    8 * k * taps <= ho * wo * ci * kernel * kernel
+    2 * k <= ci * kernel * kernel
 }
 
 impl Source {

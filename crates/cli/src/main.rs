@@ -157,9 +157,12 @@ struct EvalArgs {
     /// The box inputs stay in: unit ([0,1]) or image (each image's own min and max pixel).
     #[arg(long, default_value = "unit", requires = "eps")]
     input_domain: String,
-    /// Points per bound computation (symbolic bounds hold a d_in x d matrix per point).
-    #[arg(long, default_value_t = 20)]
-    bound_batch_size: usize,
+    /// Points per bound computation; default 5 for the domains with symbolic bounds (their error
+    /// symbols are padded to the batch's largest count of unstable neurons, so small batches are
+    /// fastest: on `mnist_small` 1,000 images at eps 0.1 take 3.3 s at 5, 3.6 s at 10, 3.9 s at
+    /// 20), 50 for `interval` and `crown`.
+    #[arg(long)]
+    bound_batch_size: Option<usize>,
     /// Also attack every point in the --eps ball and report `<attack>_acc` (e.g. `pgd_acc`):
     /// fgsm, pgd or interval.
     #[arg(long, requires = "eps")]
@@ -626,17 +629,21 @@ fn eval(args: EvalArgs) -> Result<()> {
     let result = mixtrain_train::evaluate(&net, &set, args.batch_size, &device);
     let verified = match args.eps {
         Some(eps) => {
-            if args.bound_batch_size == 0 {
+            let domain: DomainKind = args.domain.parse()?;
+            let bound_batch_size = args.bound_batch_size.unwrap_or(match domain {
+                DomainKind::Interval | DomainKind::Crown => 50,
+                DomainKind::Symbolic | DomainKind::CrownSymbolic | DomainKind::Best => 5,
+            });
+            if bound_batch_size == 0 {
                 bail!("--bound-batch-size must be at least 1");
             }
-            let domain: DomainKind = args.domain.parse()?;
             Some(mixtrain_train::verify(
                 &net,
                 &set,
                 eps,
                 domain,
                 input_domain,
-                args.bound_batch_size,
+                bound_batch_size,
                 &device,
             )?)
         }
