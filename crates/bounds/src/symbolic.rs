@@ -33,18 +33,22 @@
 //! | conv2's patches, per tap of conv2 (`positions c2 kb^2 c1 c0 ka^2`) | 6.4 M |
 //! | conv2's bounds from the patches (`|patch|` against the radius under each window) | 0.16 M |
 //! | fc1's 100 rows on the input, through the patches (`100 c2 positions r^2`) | 15.7 M |
-//! | fc1's rows on conv1's error symbols, 128 taps per unstable neuron (about 1% of 3136 at eps 0.1) | 0.4 M |
+//! | fc1's rows on conv1's error symbols: the rows times their columns of conv2's matrix (`100 x 1568 x k`, `k` about 34 unstable neurons, 1% of 3136, at eps 0.1) | 5.3 M |
 //! | the margins' 9 rows on every source | 0.8 M |
-//! | total | **about 23 M (0.05 GFLOP)** |
+//! | total | **about 28 M (0.06 GFLOP)** |
 //!
-//! That is the floor of this representation: the fold of fc1's rows touches each of the
-//! `positions x c2 x r^2` patch entries once per row, and the patches are `kb^2 / r^2` of the
-//! dense kernel-of-kernels product (40 M). Measured (criterion, 2 cores, batch 5): 3.3 ms per
-//! image forward, 8.8 ms forward and backward, against 30-38 ms for the dense pass and 3.6 ms
-//! for this module's previous form (transposed convolutions for fc1's rows, 90 M MAC). The
-//! arithmetic is about a quarter of that time at the machine's matrix-product rate; the rest is memory
-//! traffic of the intermediates (the per-tap kernels, `[256, 32 x 49]` per image, and the
-//! pulled windows, `[49 x 100, 100]`) and burn-flex's allocation of every output.
+//! The input's part is the floor of this representation: the fold of fc1's rows touches each of
+//! the `positions x c2 x r^2` patch entries once per row, and the patches are `kb^2 / r^2` of the
+//! dense kernel-of-kernels product (40 M). The error rows could cost 0.4 M (128 nonzeros per
+//! column) as a gather, but its operand grows with `m x co` per tap and outgrew memory at batch
+//! 50; the product keeps a `[1568, k]` operand per point.
+//!
+//! Measured (criterion, 2 cores, batch 5): 3.1 ms per image forward, 8.0 ms forward and
+//! backward (the k = 5 robust loss: 39.8 ms), against 30-38 ms forward for the dense pass and
+//! 3.6 / 17 ms for this module's previous form (transposed convolutions for fc1's rows, 90 M
+//! MAC). The arithmetic is about a quarter of that time at the machine's matrix-product rate;
+//! the rest is memory traffic of the intermediates (the per-tap kernels, `[256, 32 x 49]` per
+//! image, and the pulled windows, `[49 x 100, 100]`) and burn-flex's allocation of every output.
 
 use burn::tensor::Device;
 use burn::tensor::module::conv2d;
