@@ -335,11 +335,10 @@ impl Symbolic {
                 },
                 (Coeffs::Chain { start, patches }, _) if has_patch_rule(&ops[start..]) => {
                     let patches = match &ops[start..] {
-                        [Op::Conv(a, _), Op::Scale(slopes), Op::Conv(b, _)] => {
+                        [Op::Conv(a, input), Op::Scale(slopes), Op::Conv(b, mid)] => {
                             let n = source.radius.dims()[0];
                             let slopes = slopes.clone().expand([n as i32, -1]);
-                            let geometry = two_conv(&ops[start..]).expect("two convolutions");
-                            Some(geometry.compose(a, slopes, b))
+                            Some(TwoConv::new(a, *input, b, *mid).compose(a, slopes, b))
                         }
                         _ => patches,
                     };
