@@ -19,7 +19,7 @@ fn authors_baseline_is_accurate_on_the_first_1000_test_images() {
     let test = mixtrain::data::load("mnist", Split::Test, common::mnist_dir())
         .unwrap()
         .take(1000);
-    let result = mixtrain::train::evaluate(&net, &test, 250, &device);
+    let result = mixtrain::train::evaluate(&net, &test, 250, &device).unwrap();
     assert_eq!(result.n, 1000);
     // Measured: 98.8% (988 of 1000). A wrong layout (e.g. an untransposed fc weight, or the
     // wrong flatten order) drops this to chance.
@@ -46,7 +46,9 @@ fn flex_and_ndarray_agree_on_the_reference_network() {
                 &device,
             )
             .unwrap();
-            mixtrain::train::evaluate(&net, &test, 100, &device).clean_acc
+            mixtrain::train::evaluate(&net, &test, 100, &device)
+                .unwrap()
+                .clean_acc
         })
         .collect();
     assert_eq!(accs[0], accs[1]);

@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 
+use mixtrain::bounds::DomainKind;
 use mixtrain::nn::{Backend, Network, zoo};
 use mixtrain::train::{Method, RunOptions, TrainConfig, TrainError};
 
@@ -19,8 +20,8 @@ fn config(epochs: usize) -> TrainConfig {
     c.train_limit = Some(2200);
     c.val_size = 200;
     c.test_limit = Some(500);
-    c.final_eval.domain = "interval".into();
-    c.final_eval.pgd_steps = 5;
+    c.final_eval.domain = DomainKind::Interval;
+    c.final_eval.pgd_steps = Some(5);
     c
 }
 
@@ -219,14 +220,14 @@ fn cifar_resnet_trains_and_verifies_on_the_sample() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = TrainConfig::preset("cifar-resnet").unwrap();
     c.dataset = "cifar10-sample".into();
-    c.domain = Some("crown".into());
+    c.domain = Some(DomainKind::Crown);
     c.epochs = 2;
     c.train_limit = Some(110);
     c.val_size = 10;
     c.test_limit = Some(4);
     c.eps_schedule.ramp_epochs = 1.0;
-    c.final_eval.domain = "crown".into();
-    c.final_eval.pgd_steps = 2;
+    c.final_eval.domain = DomainKind::Crown;
+    c.final_eval.pgd_steps = Some(2);
     let opts = RunOptions {
         mirror: Some(common::mirror()),
         ..options(dir.path())

@@ -109,7 +109,8 @@ pub struct EpochEntry {
     /// Seconds scaled to an epoch of `scaled_to` images (the peers' unit).
     pub seconds_scaled: f64,
     pub scaled_to: usize,
-    /// PyTorch peers on the same machine (from the issue), seconds per 60,000 images.
+    /// The peers' figures quoted from issue 6 (see [`PEER_PROVENANCE`]): not measured in this
+    /// run, nor on a known host.
     pub peer: Option<String>,
 }
 
@@ -282,9 +283,17 @@ fn collect(criterion: &Path, meta_dir: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Where the peers' epoch figures come from. They were not measured by this command: a host
+/// of another day and CPU says nothing next to this run's figures (the same PyTorch epoch has
+/// taken 2.1 s on one of this project's machines and 12 s on another), so the report prints
+/// them as context and draws no ratio. Running the peers in the same command is issue 21's.
+const PEER_PROVENANCE: &str = "Peer figures: quoted from issue 6 (filed 2026-11-25), measured \
+    by its author with PyTorch 2.8 on 2 threads on a 2-core machine whose CPU model was not \
+    recorded; NOT measured in this run or on this host, so no ratio is drawn from them.";
+
 /// A dataset whose epoch `--epoch` times: the preset, the images of a quick epoch, the epoch
-/// the peers' figures are for, and those figures (seconds, same machine, PyTorch 2.8 on 2
-/// threads), one per entry of [`EPOCH_METHODS`].
+/// the peers' figures are for, and those figures (seconds, see [`PEER_PROVENANCE`]), one per
+/// entry of [`EPOCH_METHODS`].
 struct EpochSet {
     name: &'static str,
     preset: &'static str,
@@ -489,7 +498,7 @@ fn markdown(r: &Report, threshold: f64) -> String {
         );
     }
     if !r.epochs.is_empty() {
-        s += "\n## One training epoch (the preset's model, batch and eps)\n\n| dataset | method | images | seconds | s per epoch of the peers | PyTorch peers, s (same machine) |\n|---|---|---|---|---|---|\n";
+        s += "\n## One training epoch (the preset's model, batch and eps)\n\n| dataset | method | images | seconds | s per epoch of the peers | peers' figures, s (another host, see below) |\n|---|---|---|---|---|---|\n";
         for e in &r.epochs {
             s += &format!(
                 "| {} | {} | {} | {:.1} | {:.1} (of {}) | {} |\n",
@@ -502,6 +511,7 @@ fn markdown(r: &Report, threshold: f64) -> String {
                 e.peer.as_deref().unwrap_or("-")
             );
         }
+        s += &format!("\n{PEER_PROVENANCE}\n");
     }
     s += "\nspread: median absolute deviation over the median. GFLOP: a model of the work (2 x MAC of the affine layers each pass runs; none for the symbolic domains, whose cost depends on the network's unstable neurons).\n";
     s

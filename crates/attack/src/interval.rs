@@ -61,7 +61,7 @@ impl IntervalAttack {
             let s4 = s.clone().reshape([n, 1, 1, 1]);
             let lower = (points.clone() - s4.clone()).max_pair(target.lower.clone());
             let upper = (points.clone() + s4).min_pair(target.upper.clone());
-            let set = InputSet::new(lower.clone(), upper.clone());
+            let set = InputSet::new(lower.clone(), upper.clone())?;
             let eq = margin_equations(&target.plain, &set, target.labels.clone())?;
             let grow = eq
                 .margins

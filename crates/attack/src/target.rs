@@ -113,6 +113,11 @@ impl Target {
         early_stop: bool,
         mut search: impl FnMut(Tensor<4>, Tensor<1, Bool>) -> Result<Tensor<4>, BoundsError>,
     ) -> Result<Adversarial, BoundsError> {
+        if restarts == 0 {
+            return Err(BoundsError::Input(
+                "an attack needs at least 1 restart".into(),
+            ));
+        }
         let n = self.len();
         let mut best = self.x.clone();
         let mut broken = if early_stop {
@@ -120,7 +125,7 @@ impl Target {
         } else {
             Tensor::<1, Int>::zeros([n], &self.x.device()).bool()
         };
-        for restart in 0..restarts.max(1) {
+        for restart in 0..restarts {
             let start = if random_start {
                 self.random_point()
             } else {

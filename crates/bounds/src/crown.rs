@@ -1,24 +1,21 @@
 //! CROWN: backward linear relaxation of the margin specification.
 //!
 //! Starting from the specification folded into the last layer (`Lambda = W_y - W_j`), the
-//! linear function is carried backwards layer by layer: affine layers compose exactly (a
-//! convolution's adjoint is the transposed convolution), and each ReLU is replaced by a linear
-//! bound chosen by the sign of its coefficient: the chord `u / (u - l) (z - l)` where the
-//! coefficient is negative, and `alpha z` where it is positive, with `alpha = 1` if `u >= -l`
-//! else `0` (CROWN's adaptive lower bound). The pre-activation bounds `l, u` come from a forward
-//! domain (`Interval` gives CROWN-IBP). At the input the function is minimised over the box in
-//! closed form. Cost scales with the number of margins (classes), not with the input size.
+//! linear function is carried backwards layer by layer, one rule per layer kind ([`Backward`]):
+//! affine layers compose exactly (a convolution's adjoint is the transposed convolution), and
+//! each ReLU is replaced by a linear bound chosen by the sign of its coefficient: the chord
+//! `u / (u - l) (z - l)` where the coefficient is negative, and `alpha z` where it is positive,
+//! with `alpha = 1` if `u >= -l` else `0` (CROWN's adaptive lower bound). The pre-activation
+//! bounds `l, u` come from a forward domain (`Interval` gives CROWN-IBP). At the input the
+//! function is minimised over the box in closed form. Cost scales with the number of margins
+//! (classes), not with the input size.
 
 use burn::tensor::{Int, Tensor, activation::relu};
-use mixtrain_nn::{Layer, Linear, Network};
+use mixtrain_nn::{ActShape, Conv2d, Layer, Linear, Network, Residual};
 
-use mixtrain_nn::Conv2d;
-
-use crate::domain::{
-    Domain, Layout, ReluRelaxation, apply, channel_affine, conv_adjoint, dot, flat_channels,
-    fold_spec, forward,
-};
-use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
+use crate::domain::{PreRelu, body_and_last, forward_recording, shape_error};
+use crate::numeric::{ReluRelaxation, apply, conv_adjoint, dot, flat_channels, fold_spec};
+use crate::{BoundsError, Domain, InputSet, Interval, Margins};
 
 /// Margin lower bounds by CROWN with intermediate bounds from domain `D`.
 pub fn margins<D: Domain>(
@@ -26,9 +23,8 @@ pub fn margins<D: Domain>(
     set: &InputSet,
     labels: Tensor<1, Int>,
 ) -> Result<Margins, BoundsError> {
-    let mut pre_relu: Vec<(Tensor<2>, Tensor<2>)> = Vec::new();
-    let (_, last) = forward::<D>(net, set, |l, u| pre_relu.push((l.clone(), u.clone())))?;
-    let lower = backward(net, last, set, &labels, pre_relu);
+    let (_, pre_relu) = forward_recording::<D>(net, set, &labels)?;
+    let lower = bound(net, set, &labels, pre_relu)?;
     Ok(Margins { lower, labels })
 }
 
@@ -39,10 +35,9 @@ pub fn interval_and_crown(
     set: &InputSet,
     labels: Tensor<1, Int>,
 ) -> Result<(Margins, Margins), BoundsError> {
-    let mut pre_relu: Vec<(Tensor<2>, Tensor<2>)> = Vec::new();
-    let (interval, last) =
-        forward::<Interval>(net, set, |l, u| pre_relu.push((l.clone(), u.clone())))?;
-    let crown = backward(net, last, set, &labels, pre_relu);
+    let (interval, pre_relu) = forward_recording::<Interval>(net, set, &labels)?;
+    let (_, last) = body_and_last(net, set, &labels)?;
+    let crown = bound(net, set, &labels, pre_relu)?;
     let ibp = interval.margins(last, &labels)?;
     Ok((
         Margins {
@@ -56,173 +51,159 @@ pub fn interval_and_crown(
     ))
 }
 
-/// The backward pass: margin lower bounds `[n, classes]` given the bounds in front of every
-/// ReLU, in order.
-pub(crate) fn backward(
+/// CROWN's margin lower bounds `[n, classes]` given the bounds in front of every ReLU.
+pub(crate) fn bound(
     net: &Network,
-    last: &Linear,
     set: &InputSet,
     labels: &Tensor<1, Int>,
-    mut pre_relu: Vec<(Tensor<2>, Tensor<2>)>,
-) -> Tensor<2> {
-    let body = &net.layers[..net.layers.len() - 1];
-    let [_, c, h, w] = set.lower.dims();
+    pre_relu: PreRelu,
+) -> Result<Tensor<2>, BoundsError> {
+    let (body, last) = body_and_last(net, set, labels)?;
     let (lambda, bias) = fold_spec(last, labels); // [n, classes, d], [n, classes]
-    let (lambda, bias) = back(
-        body,
-        Layout::Image([c, h, w]),
-        Affine { lambda, bias },
-        &mut pre_relu,
-    );
+    let mut pre_relu = pre_relu;
+    let input = ActShape::Image(net.architecture().input);
+    let f = Backward { lambda, bias }.layers(body, input, &mut pre_relu)?;
     let (centre, radius) = set.centre_radius();
-    bias + apply(lambda.clone(), centre) - apply(lambda.abs(), radius)
+    Ok(f.bias + apply(f.lambda.clone(), centre) - apply(f.lambda.abs(), radius))
 }
 
 /// The linear function being carried backwards: `lambda . z + bias` over the current neurons
-/// `z`, `[n, classes, d]` and `[n, classes]`.
-struct Affine {
+/// `z`, `[n, classes, d]` and `[n, classes]`. One method per layer kind turns it into the
+/// function over that layer's input.
+struct Backward {
     lambda: Tensor<3>,
     bias: Tensor<2>,
 }
 
-/// Carries `f` back through `layers` (whose input has `layout`), consuming the bounds of their
-/// ReLUs from the end of `pre_relu`; returns it over the layers' input.
-fn back(
-    layers: &[Layer],
-    layout: Layout,
-    f: Affine,
-    pre_relu: &mut Vec<(Tensor<2>, Tensor<2>)>,
-) -> (Tensor<3>, Tensor<2>) {
-    let mut layouts = Vec::with_capacity(layers.len());
-    let mut at = layout;
-    for layer in layers {
-        layouts.push(at);
-        at = at.after(layer);
+impl Backward {
+    /// Carries the function back through `layers` (whose input has shape `input`), consuming
+    /// the bounds of their ReLUs from the end of `pre_relu`: the one place a layer is matched to
+    /// its backward rule.
+    fn layers(
+        self,
+        layers: &[Layer],
+        input: ActShape,
+        pre_relu: &mut PreRelu,
+    ) -> Result<Self, BoundsError> {
+        let mut shapes = Vec::with_capacity(layers.len());
+        let mut shape = input;
+        for layer in layers {
+            let output = layer
+                .output_shape(shape)
+                .ok_or_else(|| shape_error(layer, shape))?;
+            shapes.push((shape, output));
+            shape = output;
+        }
+        let mut f = self;
+        for (layer, (input, output)) in layers.iter().zip(shapes).rev() {
+            let images = input.image().zip(output.image());
+            f = match (layer, images) {
+                (Layer::Linear(l), _) => f.linear(l),
+                (Layer::Conv2d(conv), Some((input, output))) => f.conv2d(conv, input, output),
+                (Layer::AvgPool2d(pool), Some((input, output))) => {
+                    let conv = pool.as_conv(input[0], &f.lambda.device());
+                    f.conv2d(&conv, input, output)
+                }
+                (Layer::Relu(_), _) => {
+                    let (lower, upper) = pre_relu.pop().ok_or_else(|| BoundsError::Network {
+                        model: String::new(),
+                        message: "fewer ReLU bounds recorded than ReLUs".into(),
+                    })?;
+                    f.relu(lower, upper)
+                }
+                (Layer::Normalize(n), Some((shape, _))) => {
+                    let (scale, shift) = n.affine(&f.lambda.device());
+                    f.channel_affine(scale, shift, shape)
+                }
+                (Layer::BatchNorm2d(b), Some((shape, _))) => {
+                    let (scale, shift) = b.affine();
+                    f.channel_affine(scale, shift, shape)
+                }
+                (Layer::Flatten(_), _) => f,
+                (Layer::Residual(block), _) => f.residual(block, input, pre_relu)?,
+                _ => return Err(shape_error(layer, input)),
+            };
+        }
+        Ok(f)
     }
-    let Affine {
-        mut lambda,
-        mut bias,
-    } = f;
-    let [n, classes, _] = lambda.dims();
-    for (layer, layout) in layers.iter().zip(layouts).rev() {
-        (lambda, bias) = match layer {
-            Layer::Linear(l) => {
-                let weight = l.weight.val(); // [in, out]
-                let [d_in, d_out] = weight.dims();
-                let bias = bias + dot(lambda.clone(), l.bias.val().reshape([1, 1, d_out]));
-                let lambda = lambda
-                    .reshape([n * classes, d_out])
-                    .matmul(weight.transpose())
-                    .reshape([n, classes, d_in]);
-                (lambda, bias)
-            }
-            Layer::Conv2d(conv) => conv_back(lambda, bias, conv, layout),
-            Layer::AvgPool2d(pool) => {
-                let conv = pool.as_conv(layout.channels(), &lambda.device());
-                conv_back(lambda, bias, &conv, layout)
-            }
-            Layer::Relu(_) => {
-                let (lower, upper) = pre_relu.pop().expect("one recorded bound per ReLU");
-                let relax = ReluRelaxation::new(&lower, &upper);
-                let intercept = relax.intercept(lower.clone());
-                // CROWN's adaptive lower line: z where the upper end dominates, else 0
-                let alpha = upper
-                    .clone()
-                    .greater_equal(lower.neg())
-                    .float()
-                    .mask_fill(relax.active, 1.0)
-                    .mask_fill(upper.lower_equal_elem(0.0), 0.0);
-                let slope = relax.slope;
-                let positive = relu(lambda.clone());
-                let negative = lambda - positive.clone();
-                let bias = bias + apply(negative.clone(), intercept);
-                let lambda = positive * alpha.unsqueeze_dim(1) + negative * slope.unsqueeze_dim(1);
-                (lambda, bias)
-            }
-            Layer::Normalize(_) | Layer::BatchNorm2d(_) => {
-                let (scale, shift) =
-                    channel_affine(layer, &lambda.device()).expect("a per-channel affine layer");
-                let bias = bias + apply(lambda.clone(), flat_channels(shift, layout));
-                (lambda * flat_channels(scale, layout).unsqueeze_dim(0), bias)
-            }
-            Layer::Flatten(_) => (lambda, bias),
-            // the path and the skip both read the block input: their functions add up
-            Layer::Residual(block) => {
-                let (path, bias) = back(
-                    &block.path,
-                    layout,
-                    Affine {
-                        lambda: lambda.clone(),
-                        bias,
-                    },
-                    pre_relu,
-                );
-                let (skip, bias) = match &block.skip {
-                    Some(conv) => conv_back(lambda, bias, conv, layout),
-                    None => (lambda, bias),
-                };
-                (path + skip, bias)
-            }
+
+    fn linear(self, layer: &Linear) -> Self {
+        let weight = layer.weight.val(); // [in, out]
+        let [d_in, d_out] = weight.dims();
+        let [n, classes, _] = self.lambda.dims();
+        let bias = self.bias + dot(self.lambda.clone(), layer.bias.val().reshape([1, 1, d_out]));
+        let lambda = self
+            .lambda
+            .reshape([n * classes, d_out])
+            .matmul(weight.transpose())
+            .reshape([n, classes, d_in]);
+        Self { lambda, bias }
+    }
+
+    /// The bias into the constant (summed over each channel's positions), the adjoint on the
+    /// coefficients.
+    fn conv2d(self, conv: &Conv2d, input: [usize; 3], output: [usize; 3]) -> Self {
+        let [n, classes, _] = self.lambda.dims();
+        let [co, ho, wo] = output;
+        let per_channel = self
+            .lambda
+            .clone()
+            .reshape([n, classes, co, ho * wo])
+            .sum_dim(3)
+            .squeeze_dim::<3>(3);
+        let bias = self.bias + dot(per_channel, conv.bias.val().reshape([1, 1, co]));
+        Self {
+            lambda: conv_adjoint(self.lambda, conv, input, output),
+            bias,
+        }
+    }
+
+    /// The chord where the coefficient is negative, CROWN's adaptive lower line where positive.
+    fn relu(self, lower: Tensor<2>, upper: Tensor<2>) -> Self {
+        let relax = ReluRelaxation::new(&lower, &upper);
+        let intercept = relax.intercept(lower.clone());
+        let alpha = upper
+            .clone()
+            .greater_equal(lower.neg())
+            .float()
+            .mask_fill(relax.active, 1.0)
+            .mask_fill(upper.lower_equal_elem(0.0), 0.0);
+        let positive = relu(self.lambda.clone());
+        let negative = self.lambda - positive.clone();
+        let bias = self.bias + apply(negative.clone(), intercept);
+        let lambda = positive * alpha.unsqueeze_dim(1) + negative * relax.slope.unsqueeze_dim(1);
+        Self { lambda, bias }
+    }
+
+    fn channel_affine(self, scale: Tensor<1>, shift: Tensor<1>, shape: [usize; 3]) -> Self {
+        let bias = self.bias + apply(self.lambda.clone(), flat_channels(shift, shape));
+        Self {
+            lambda: self.lambda * flat_channels(scale, shape).unsqueeze_dim(0),
+            bias,
+        }
+    }
+
+    /// The path and the skip both read the block input: their functions add up (the constant
+    /// is carried through the path, then the skip adds its own).
+    fn residual(
+        self,
+        block: &Residual,
+        input: ActShape,
+        pre_relu: &mut PreRelu,
+    ) -> Result<Self, BoundsError> {
+        let lambda = self.lambda.clone();
+        let path = self.layers(&block.path, input, pre_relu)?;
+        let skip = Self {
+            lambda,
+            bias: path.bias,
         };
-    }
-    (lambda, bias)
-}
-
-/// A convolution's step of the backward pass: its bias into the constant, its adjoint on the
-/// coefficients.
-fn conv_back(
-    lambda: Tensor<3>,
-    bias: Tensor<2>,
-    conv: &Conv2d,
-    layout: Layout,
-) -> (Tensor<3>, Tensor<2>) {
-    let Layout::Image(input) = layout else {
-        unreachable!("conv acts on images")
-    };
-    let [n, classes, _] = lambda.dims();
-    let [co, ho, wo] = layout.after_conv(conv);
-    let per_channel = lambda
-        .clone()
-        .reshape([n, classes, co, ho * wo])
-        .sum_dim(3)
-        .squeeze_dim::<3>(3);
-    let bias = bias + dot(per_channel, conv.bias.val().reshape([1, 1, co]));
-    (conv_adjoint(lambda, conv, input), bias)
-}
-
-/// The intersection of the domains: interval and symbolic run forwards, and their bounds in
-/// front of every ReLU drive three CROWN backward passes (interval's, symbolic's, and their
-/// intersection neuron by neuron); the margin bounds of all five are intersected. Sound because
-/// each is, and never looser than any single domain. All three backward passes are needed:
-/// CROWN's adaptive lower line (`alpha = [u >= -l]`) makes it non-monotone in the intermediate
-/// bounds, so tighter intermediates can give a looser margin. The forward domains do not yet
-/// tighten each other inside the pass (symbolic does not use interval's bounds at its ReLUs).
-pub fn best_margins(
-    net: &Network,
-    set: &InputSet,
-    labels: Tensor<1, Int>,
-) -> Result<Margins, BoundsError> {
-    let mut from_interval = Vec::new();
-    let (interval, last) =
-        forward::<Interval>(net, set, |l, u| from_interval.push((l.clone(), u.clone())))?;
-    let mut from_symbolic = Vec::new();
-    let (symbolic, _) =
-        forward::<Symbolic>(net, set, |l, u| from_symbolic.push((l.clone(), u.clone())))?;
-    let intersected = from_interval
-        .iter()
-        .zip(&from_symbolic)
-        .map(|((li, ui), (ls, us))| {
-            (
-                li.clone().max_pair(ls.clone()),
-                ui.clone().min_pair(us.clone()),
-            )
+        let skip = match &block.skip {
+            Some(conv) => skip.layers(&[Layer::Conv2d(conv.clone())], input, pre_relu)?,
+            None => skip,
+        };
+        Ok(Self {
+            lambda: path.lambda + skip.lambda,
+            bias: skip.bias,
         })
-        .collect();
-    let lower = interval
-        .margins(last, &labels)?
-        .max_pair(symbolic.margins(last, &labels)?)
-        .max_pair(backward(net, last, set, &labels, from_interval))
-        .max_pair(backward(net, last, set, &labels, from_symbolic))
-        .max_pair(backward(net, last, set, &labels, intersected));
-    Ok(Margins { lower, labels })
+    }
 }

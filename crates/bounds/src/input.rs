@@ -1,9 +1,12 @@
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 use crate::BoundsError;
 
-/// The box every input must stay in, before the network's normalisation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The box every input must stay in, before the network's normalisation. Written `unit` or
+/// `image` in configs and on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum InputDomain {
     /// `[0, 1]` per pixel.
     #[default]
@@ -11,6 +14,16 @@ pub enum InputDomain {
     /// `[min(x), max(x)]` over the pixels of each image: what the MixTrain authors' evaluator
     /// clips to (for most MNIST images the same as `Unit`).
     Image,
+}
+
+impl InputDomain {
+    /// The name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputDomain::Unit => "unit",
+            InputDomain::Image => "image",
+        }
+    }
 }
 
 impl std::str::FromStr for InputDomain {
@@ -37,7 +50,10 @@ pub struct InputSet {
 }
 
 impl InputSet {
-    /// The L_inf ball of radius `eps` around each image of `x`, clipped to `domain`.
+    /// The L_inf ball of radius `eps` around each image of `x`, clipped to `domain`. Unlike
+    /// [`InputSet::new`] this reads nothing back: the corners are ordered by construction, and a
+    /// NaN pixel gives NaN bounds, which never verify (and which the trainer's non-finite loss
+    /// check stops on).
     pub fn linf(x: Tensor<4>, eps: f32, domain: InputDomain) -> Result<Self, BoundsError> {
         if !(eps >= 0.0 && eps.is_finite()) {
             return Err(BoundsError::Input(format!(
@@ -63,9 +79,31 @@ impl InputSet {
         Ok(Self { lower, upper })
     }
 
-    /// An arbitrary box; `lower <= upper` is the caller's to ensure.
-    pub fn new(lower: Tensor<4>, upper: Tensor<4>) -> Self {
-        Self { lower, upper }
+    /// An arbitrary box, `[n, c, h, w]` corners. Rejects corners of different shapes, NaNs and
+    /// any `lower > upper` (which would make the radius negative and every bound unsound); the
+    /// check costs one read back from the device.
+    pub fn new(lower: Tensor<4>, upper: Tensor<4>) -> Result<Self, BoundsError> {
+        if lower.dims() != upper.dims() {
+            return Err(BoundsError::Input(format!(
+                "lower corners {:?} and upper corners {:?} differ in shape",
+                lower.dims(),
+                upper.dims()
+            )));
+        }
+        let gap = upper.clone() - lower.clone();
+        // NaN in either corner makes the gap NaN, and NaN fails every comparison
+        let bad: i64 = gap
+            .greater_equal_elem(0.0)
+            .bool_not()
+            .int()
+            .sum()
+            .into_scalar();
+        if bad > 0 {
+            return Err(BoundsError::Input(format!(
+                "{bad} coordinates have lower > upper or a NaN corner"
+            )));
+        }
+        Ok(Self { lower, upper })
     }
 
     /// Centre and radius, flattened to `[n, c*h*w]`.

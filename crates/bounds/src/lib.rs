@@ -28,6 +28,21 @@
 //! `"crown-symbolic"`, `"best"`); [`footprint`] estimates the memory one bounded point needs, so
 //! that a trainer can refuse a configuration before it runs out of memory.
 //!
+//! The modules depend one way: `numeric` (the ReLU relaxation, the adjoint of a convolution,
+//! the specification folded into the last layer) <- `domain` (the [`Domain`] trait and the
+//! forward pass) <- `interval`, `symbolic/` (the domain, then its coefficient storage and
+//! patches) and `crown` (the backward pass) <- `best` <- `registry` ([`DomainKind`]) <-
+//! `footprint`. Shapes come from `mixtrain-nn` ([`Layer::output_shape`]).
+//!
+//! Adding a layer kind touches: its variant in `mixtrain-nn` (`LayerSpec`, `Layer`, and its
+//! shape in `Layer::output_shape`); one method of [`Domain`] with its rule in [`Interval`] and
+//! [`Symbolic`] (a domain without it returns [`BoundsError::Unsupported`]); one arm of the
+//! forward pass (`domain.rs`, the only `match` on layers forwards) and one method of CROWN's
+//! `Backward` with its arm (`crown.rs`); and the soundness property test's random
+//! architectures (`tests/soundness.rs`), which check every domain on it.
+//!
+//! [`Layer::output_shape`]: mixtrain_nn::Layer::output_shape
+//!
 //! The whole API in use, on a network of your own (here a seeded `mnist_small`; a trained one
 //! comes from [`Network::load_safetensors`](mixtrain_nn::Network::load_safetensors)):
 //!
@@ -50,21 +65,25 @@
 
 #![warn(missing_docs)]
 
+mod best;
 mod crown;
 mod domain;
 mod error;
 mod footprint;
 mod input;
 mod interval;
-mod patches;
+mod numeric;
+mod registry;
 mod spec;
 mod symbolic;
 
-pub use crown::{best_margins, interval_and_crown};
-pub use domain::{Domain, DomainKind, Layout, margins};
+pub use best::best_margins;
+pub use crown::interval_and_crown;
+pub use domain::{Domain, margins};
 pub use error::BoundsError;
 pub use footprint::{Footprint, Probe, footprint};
 pub use input::{InputDomain, InputSet};
 pub use interval::Interval;
+pub use registry::DomainKind;
 pub use spec::Margins;
 pub use symbolic::{MarginEquations, Symbolic, margin_equations};

@@ -4,8 +4,8 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mixtrain_bounds::{BoundsError, Domain, DomainKind, InputDomain, InputSet, Layout, Margins};
-use mixtrain_nn::{Architecture, Backend, LayerSpec, Linear, Network};
+use mixtrain_bounds::{DomainKind, InputDomain, InputSet, Margins};
+use mixtrain_nn::{Architecture, Backend, LayerSpec, Network};
 use proptest::prelude::*;
 
 fn device() -> Device {
@@ -305,48 +305,4 @@ fn scaled(mut net: Network, scale: f32) -> Network {
     }
     walk(&mut net.layers, scale);
     net
-}
-
-/// A domain with no rules of its own beyond the required ones.
-#[derive(Clone)]
-struct Bare;
-
-impl Domain for Bare {
-    const NAME: &'static str = "bare";
-    fn input(set: &InputSet) -> Self {
-        let _ = set;
-        Bare
-    }
-    fn flatten(self) -> Result<Self, BoundsError> {
-        Ok(self)
-    }
-    fn margins(self, _last: &Linear, _labels: &Tensor<1, Int>) -> Result<Tensor<2>, BoundsError> {
-        unreachable!("the convolution comes first")
-    }
-    fn concretize(&self) -> (Tensor<2>, Tensor<2>) {
-        unreachable!()
-    }
-    fn layout(&self) -> Layout {
-        unreachable!()
-    }
-    fn device(&self) -> Device {
-        device()
-    }
-}
-
-#[test]
-fn a_layer_without_a_rule_is_an_error_naming_layer_and_domain() {
-    let dev = device();
-    let net = Network::init(
-        &mixtrain_nn::zoo::architecture("mnist_small").unwrap(),
-        0,
-        &dev,
-    )
-    .unwrap();
-    let set = InputSet::linf(Tensor::zeros([1, 1, 28, 28], &dev), 0.1, InputDomain::Unit).unwrap();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &dev);
-    let e = mixtrain_bounds::margins::<Bare>(&net, &set, y)
-        .unwrap_err()
-        .to_string();
-    assert_eq!(e, "layer conv2d has no rule in domain bare");
 }

@@ -10,10 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mixtrain_attack::{Attack, AttackLoss, IntervalAttack, Pgd};
-use mixtrain_bounds::{DomainKind, InputDomain, Probe};
+use mixtrain_bounds::{DomainKind, InputDomain};
 use mixtrain_data::{DataDir, ImageSet, Manifest, Source, Split};
 use mixtrain_nn::{Backend, Device, Network, zoo};
-use mixtrain_train::{Examples, RunOptions, TrainConfig};
+use mixtrain_train::{CostOptions, Examples, RunOptions, TrainConfig, TrainError, protocol};
 
 /// burn-flex allocates each op's output afresh, and the bounds passes make many of tens of MB.
 /// glibc serves those with mmap/munmap, so every op page-faults its output in and the unmaps
@@ -151,16 +151,15 @@ struct EvalArgs {
     /// `verified_acc`.
     #[arg(long)]
     eps: Option<f64>,
-    /// Bound domain for --eps: interval, symbolic, crown (CROWN-IBP), crown-symbolic or best.
-    #[arg(long, default_value = "symbolic", requires = "eps")]
-    domain: String,
+    /// Bound domain for --eps: interval, symbolic, crown (CROWN-IBP), crown-symbolic or best
+    /// [default: the evaluation protocol's, best].
+    #[arg(long, requires = "eps")]
+    domain: Option<DomainKind>,
     /// The box inputs stay in: unit ([0,1]) or image (each image's own min and max pixel).
     #[arg(long, default_value = "unit", requires = "eps")]
-    input_domain: String,
-    /// Points per bound computation; default 5 for the domains with symbolic bounds (their error
-    /// symbols are padded to the batch's largest count of unstable neurons, so small batches are
-    /// fastest: on `mnist_small` 1,000 images at eps 0.1 take 3.3 s at 5, 3.6 s at 10, 3.9 s at
-    /// 20), 50 for `interval` and `crown`.
+    input_domain: InputDomain,
+    /// Points per bound computation [default: the evaluation protocol's, 5 for the domains with
+    /// symbolic bounds, 50 for interval and crown].
     #[arg(long)]
     bound_batch_size: Option<usize>,
     /// Also attack every point in the --eps ball and report `<attack>_acc` (e.g. `pgd_acc`):
@@ -174,8 +173,8 @@ struct EvalArgs {
     json: bool,
 }
 
-/// How an attack runs. Defaults follow MIXTRAIN.md: on MNIST 40 steps of 0.01, elsewhere 20
-/// steps of eps / 4; one random start.
+/// How an attack runs. Defaults are the evaluation protocol's (`mixtrain_train::protocol`): on
+/// MNIST 40 steps of 0.01, elsewhere 20 steps of eps / 4; one random start.
 #[derive(Args)]
 struct AttackOpts {
     /// PGD steps (after each interval step, for the interval attack); FGSM takes one.
@@ -189,7 +188,7 @@ struct AttackOpts {
     restarts: usize,
     /// The loss the attack ascends: ce (cross-entropy) or margin (max_j z_j - z_y).
     #[arg(long, default_value = "ce")]
-    loss: String,
+    loss: AttackLoss,
     /// Interval attack: rounds of one interval step then the PGD steps.
     #[arg(long, default_value_t = 3)]
     interval_steps: usize,
@@ -211,17 +210,13 @@ impl AttackOpts {
         dataset: &str,
         domain: InputDomain,
     ) -> Result<(Box<dyn Attack>, Pgd)> {
-        let mnist = dataset.starts_with("mnist");
-        let steps = self.steps.unwrap_or(if mnist { 40 } else { 20 });
+        let steps = self.steps.unwrap_or_else(|| protocol::pgd_steps(dataset));
         let step_size = self
             .step_size
-            .unwrap_or(if mnist { 0.01 } else { eps / 4.0 });
-        if self.restarts == 0 {
-            bail!("--restarts must be at least 1");
-        }
+            .unwrap_or_else(|| protocol::pgd_step_size(dataset, eps));
         let pgd = Pgd {
             restarts: self.restarts,
-            loss: self.loss.parse::<AttackLoss>()?,
+            loss: self.loss,
             domain,
             ..Pgd::new(eps as f32, step_size as f32, steps)
         };
@@ -263,7 +258,7 @@ struct AttackArgs {
     attack_opts: AttackOpts,
     /// The box inputs stay in: unit ([0,1]) or image (each image's own min and max pixel).
     #[arg(long, default_value = "unit")]
-    input_domain: String,
+    input_domain: InputDomain,
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
     /// Save the adversarial examples found (safetensors: images, indices, labels,
@@ -396,7 +391,7 @@ struct CostArgs {
     weights: Option<PathBuf>,
     /// interval, symbolic, crown, crown-symbolic or best.
     #[arg(long)]
-    domain: String,
+    domain: DomainKind,
     #[arg(long)]
     eps: f32,
     /// Points bounded at once: seeded uniform-noise images (no dataset needed).
@@ -409,7 +404,7 @@ struct CostArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Also estimate with the unstable ReLUs the symbolic domain meets (bounds the points once
-    /// more before the measurement).
+    /// more after the measurement).
     #[arg(long)]
     symbolic_probe: bool,
     #[arg(long, default_value = "flex")]
@@ -418,95 +413,25 @@ struct CostArgs {
     device: Option<usize>,
 }
 
-/// `VmRSS` and `VmHWM` of this process in bytes; resetting the peak first (Linux
-/// `clear_refs` 5) makes `VmHWM - VmRSS` the peak of what runs after. `None` off Linux.
-fn rss(reset: bool) -> Option<(u64, u64)> {
-    if reset {
-        std::fs::write("/proc/self/clear_refs", "5").ok()?;
-    }
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 fn cost(args: CostArgs) -> Result<()> {
-    use burn::tensor::{Int, Tensor, TensorData};
-    use rand::{Rng, SeedableRng};
     let (_, device) = parse_backend(&args.backend, args.device)?;
-    let domain: DomainKind = args.domain.parse()?;
     let arch = zoo::architecture(&args.model)?;
-    let load = |device: &Device| -> Result<Network> {
+    let load = |device: &Device| -> Result<Network, TrainError> {
         Ok(match &args.weights {
             Some(w) => Network::load_safetensors(&arch, w, device)?,
             None => Network::init(&arch, args.seed, device)?,
         })
     };
-    let net = load(&device)?;
-    let [c, h, w] = arch.input;
-    let n = args.points.max(1);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
-    let pixels: Vec<f32> = (0..n * c * h * w).map(|_| rng.random::<f32>()).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(pixels, [n, c, h, w]), &device);
-    let set = mixtrain_bounds::InputSet::linf(x.clone(), args.eps, InputDomain::Unit)?;
-    let x_probe = x.clone();
-    let pick = |f: mixtrain_bounds::Footprint| {
-        if args.train {
-            f.train_bytes
-        } else {
-            f.eval_bytes
-        }
+    let options = CostOptions {
+        domain: args.domain,
+        eps: args.eps,
+        points: args.points,
+        train: args.train,
+        seed: args.seed,
+        symbolic_probe: args.symbolic_probe,
     };
-    let by_interval = pick(mixtrain_bounds::footprint(
-        &net,
-        &set,
-        domain,
-        Probe::Interval,
-    )?);
-    let labels = |d: &Device| Tensor::<1, Int>::zeros([n], d);
-    let before = rss(true);
-    let start = std::time::Instant::now();
-    if args.train {
-        let ad = device.clone().autodiff();
-        let net = load(&ad)?;
-        let set = mixtrain_bounds::InputSet::linf(x.autodiff(), args.eps, InputDomain::Unit)?;
-        let bounds = domain.margins(&net, &set, labels(&ad))?;
-        let _grads = bounds.lower.mean().neg().backward();
-    } else {
-        let bounds = domain.margins(&net, &set, labels(&device))?;
-        bounds.verified().into_data().try_to_vec::<bool>()?;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let peak = rss(false)
-        .zip(before)
-        .map(|((_, hwm), (rss, _))| hwm.saturating_sub(rss));
-    // after the measurement: the probe's freed pages would stay resident and hide the peak
-    let by_symbolic = match args.symbolic_probe {
-        true => Some(pick(mixtrain_bounds::footprint(
-            &load(&device)?,
-            &mixtrain_bounds::InputSet::linf(x_probe, args.eps, InputDomain::Unit)?,
-            domain,
-            Probe::Symbolic,
-        )?)),
-        false => None,
-    };
-    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
-    let report = serde_json::json!({
-        "model": arch.name,
-        "domain": domain.name(),
-        "eps": args.eps,
-        "points": n,
-        "mode": if args.train { "train" } else { "verify" },
-        "seconds": seconds,
-        "seconds_per_point": seconds / n as f64,
-        "peak_mib": peak.map(mib),
-        "peak_mib_per_point": peak.map(|p| mib(p) / n as f64),
-        "estimated_mib_per_point": mib(by_interval),
-        "estimated_mib_per_point_symbolic_probe": by_symbolic.map(mib),
-    });
-    println!("{report}");
+    let report = mixtrain_train::measure_cost(load, options, &device)?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
@@ -622,21 +547,14 @@ fn extend(obj: &mut serde_json::Value, extra: serde_json::Value) {
 
 fn eval(args: EvalArgs) -> Result<()> {
     let (backend, device, net, set) = args.test.load()?;
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    let input_domain: InputDomain = args.input_domain.parse()?;
-    let result = mixtrain_train::evaluate(&net, &set, args.batch_size, &device);
+    let input_domain = args.input_domain;
+    let result = mixtrain_train::evaluate(&net, &set, args.batch_size, &device)?;
     let verified = match args.eps {
         Some(eps) => {
-            let domain: DomainKind = args.domain.parse()?;
-            let bound_batch_size = args.bound_batch_size.unwrap_or(match domain {
-                DomainKind::Interval | DomainKind::Crown => 50,
-                DomainKind::Symbolic | DomainKind::CrownSymbolic | DomainKind::Best => 5,
-            });
-            if bound_batch_size == 0 {
-                bail!("--bound-batch-size must be at least 1");
-            }
+            let domain = args.domain.unwrap_or(protocol::VERIFY_DOMAIN);
+            let bound_batch_size = args
+                .bound_batch_size
+                .unwrap_or_else(|| protocol::bound_batch_size(domain));
             Some(mixtrain_train::verify(
                 &net,
                 &set,
@@ -720,10 +638,7 @@ fn eval(args: EvalArgs) -> Result<()> {
 fn attack(args: AttackArgs) -> Result<()> {
     let (backend, device, net, set) = args.test.load()?;
     let test = &args.test;
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    let input_domain: InputDomain = args.input_domain.parse()?;
+    let input_domain = args.input_domain;
     let opts = &args.attack_opts;
     // `settings`: the (inner) PGD the attack runs, as reported
     let (attack, settings) = opts.build(&args.attack, args.eps, &test.dataset, input_domain)?;
@@ -761,7 +676,7 @@ fn attack(args: AttackArgs) -> Result<()> {
                 "step_size": (f64::from(settings.step_size) * 1e6).round() / 1e6,
                 "restarts": settings.restarts,
                 "loss": settings.loss.name(),
-                "input_domain": args.input_domain,
+                "input_domain": input_domain.name(),
             }),
         );
         extend(&mut obj, test.describe(backend, &device));

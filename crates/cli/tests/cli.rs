@@ -76,6 +76,15 @@ fn train_then_eval_reports_json() {
             "--limit",
             "300",
             "--json",
+            // the run's final evaluation (SMALL): interval bounds, PGD-2, the protocol's step
+            "--eps",
+            "0.1",
+            "--domain",
+            "interval",
+            "--attack",
+            "pgd",
+            "--steps",
+            "2",
             "--weights",
         ])
         .arg(&weights)
@@ -83,12 +92,23 @@ fn train_then_eval_reports_json() {
         .unwrap());
     let eval: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(eval["n"], 300);
-    assert!(eval["seconds"].as_f64().unwrap() >= 0.0);
-    assert_eq!(
-        eval["clean_acc"], summary["test_acc"],
-        "eval of the saved weights gives the run's figure"
+    assert!(
+        eval["seconds"].is_f64(),
+        "the evaluation reports its time: {eval}"
     );
     assert!(eval["clean_acc"].as_f64().unwrap() > 0.7);
+    // the same weights get the same verifier and the same (seeded) attack from either command
+    let run = &summary["final_eval"];
+    for (ours, theirs) in [
+        ("clean_acc", "clean_acc"),
+        ("verified_acc", "vra"),
+        ("pgd_acc", "pgd_acc"),
+    ] {
+        assert_eq!(
+            eval[ours], run[theirs],
+            "{ours}: eval {eval} vs the run's {run}"
+        );
+    }
 }
 
 #[test]

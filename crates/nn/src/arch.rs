@@ -245,6 +245,43 @@ pub enum ActShape {
     Flat(usize),
 }
 
+impl ActShape {
+    /// Values per input: `c*h*w` for an image.
+    pub fn features(self) -> usize {
+        match self {
+            ActShape::Image([c, h, w]) => c * h * w,
+            ActShape::Flat(d) => d,
+        }
+    }
+
+    /// `[c, h, w]` of an image, `None` after the flatten.
+    pub fn image(self) -> Option<[usize; 3]> {
+        match self {
+            ActShape::Image(shape) => Some(shape),
+            ActShape::Flat(_) => None,
+        }
+    }
+
+    /// The image after a square window (a convolution or a pooling) of side `kernel` moved by
+    /// `stride` over the input zero-padded by `padding`, with `channels` outputs; `None` for a
+    /// flat input or a kernel larger than the padded input. The one place the output-size
+    /// formula is written.
+    pub fn after_window(
+        self,
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Option<ActShape> {
+        let [_, h, w] = self.image()?;
+        if stride == 0 || h + 2 * padding < kernel || w + 2 * padding < kernel {
+            return None;
+        }
+        let side = |s: usize| (s + 2 * padding - kernel) / stride + 1;
+        Some(ActShape::Image([channels, side(h), side(w)]))
+    }
+}
+
 /// A shape error: the layer it is about (named if it has a name) and what is wrong.
 type ShapeError = (String, String);
 
@@ -340,23 +377,23 @@ impl Architecture {
                 if *kernel == 0 || *stride == 0 || *out_channels == 0 {
                     return fail("kernel, stride and channels must be positive".into());
                 }
-                if h + 2 * padding < *kernel || w + 2 * padding < *kernel {
-                    return fail(format!(
-                        "kernel {kernel} larger than the padded {h}x{w} input"
-                    ));
+                match shape.after_window(*out_channels, *kernel, *stride, *padding) {
+                    Some(out) => out,
+                    None => {
+                        return fail(format!(
+                            "kernel {kernel} larger than the padded {h}x{w} input"
+                        ));
+                    }
                 }
-                let out = |s: usize| (s + 2 * padding - kernel) / stride + 1;
-                ActShape::Image([*out_channels, out(h), out(w)])
             }
             (LayerSpec::AvgPool2d { kernel, stride }, ActShape::Image([c, h, w])) => {
                 if *kernel == 0 || *stride == 0 {
                     return fail("kernel and stride must be positive".into());
                 }
-                if h < *kernel || w < *kernel {
-                    return fail(format!("kernel {kernel} larger than the {h}x{w} input"));
+                match shape.after_window(c, *kernel, *stride, 0) {
+                    Some(out) => out,
+                    None => return fail(format!("kernel {kernel} larger than the {h}x{w} input")),
                 }
-                let out = |s: usize| (s - kernel) / stride + 1;
-                ActShape::Image([c, out(h), out(w)])
             }
             (
                 LayerSpec::BatchNorm2d {

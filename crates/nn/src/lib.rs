@@ -34,6 +34,7 @@ mod arch;
 mod backend;
 mod error;
 mod network;
+mod pytorch;
 mod weights;
 pub mod zoo;
 
@@ -44,5 +45,6 @@ pub use burn::tensor::Device;
 pub use error::NnError;
 pub use network::{
     AvgPool2d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, Network, Normalize, Relu, Residual,
+    visit_layers,
 };
 pub use weights::write_atomic;

@@ -6,7 +6,7 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 use rand::{Rng, SeedableRng};
 
-use crate::{Architecture, LayerSpec, NnError};
+use crate::{ActShape, Architecture, LayerSpec, NnError};
 
 /// `y = x W + b` with `W` stored `[in, out]` (burn's layout; PyTorch's transposed).
 #[derive(Module, Debug)]
@@ -105,7 +105,103 @@ pub enum Layer {
     Residual(Residual),
 }
 
+impl Layer {
+    /// The layer kind's name in errors (`conv2d`, `linear`, `relu`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Layer::Normalize(_) => "normalize",
+            Layer::Conv2d(_) => "conv2d",
+            Layer::Linear(_) => "linear",
+            Layer::Relu(_) => "relu",
+            Layer::Flatten(_) => "flatten",
+            Layer::AvgPool2d(_) => "avg_pool2d",
+            Layer::BatchNorm2d(_) => "batch_norm",
+            Layer::Residual(_) => "residual",
+        }
+    }
+
+    /// The shape of the output given the input's, from the parameters' shapes; `None` where the
+    /// layer cannot take that input (possible only in a network assembled by hand:
+    /// [`Architecture::check`] rules it out for every network built from one).
+    pub fn output_shape(&self, input: ActShape) -> Option<ActShape> {
+        let [c, _, _] = match (self, input) {
+            (Layer::Relu(_), _) => return Some(input),
+            (Layer::Linear(l), ActShape::Flat(d)) => {
+                let [d_in, d_out] = l.weight.val().dims();
+                return (d == d_in).then_some(ActShape::Flat(d_out));
+            }
+            (_, ActShape::Flat(_)) => return None,
+            (_, ActShape::Image(shape)) => shape,
+        };
+        match self {
+            Layer::Conv2d(conv) => conv.output_shape(input),
+            Layer::AvgPool2d(p) => input.after_window(c, p.kernel, p.stride, 0),
+            Layer::Normalize(n) => (n.mean.len() == c).then_some(input),
+            Layer::BatchNorm2d(b) => (b.weight.val().dims()[0] == c).then_some(input),
+            Layer::Flatten(_) => Some(ActShape::Flat(input.features())),
+            Layer::Residual(r) => {
+                let path = r
+                    .path
+                    .iter()
+                    .try_fold(input, |shape, layer| layer.output_shape(shape))?;
+                let skip = match &r.skip {
+                    Some(conv) => conv.output_shape(input)?,
+                    None => input,
+                };
+                (path == skip).then_some(path)
+            }
+            Layer::Relu(_) | Layer::Linear(_) => None,
+        }
+    }
+
+    /// A per-channel affine layer's map as `x * scale + shift` (`[c]` each): input
+    /// normalisation and batch normalisation (evaluation mode) are both this map, which is how
+    /// the bounds engine folds them. `None` for other layers.
+    pub fn channel_affine(&self, device: &Device) -> Option<(Tensor<1>, Tensor<1>)> {
+        match self {
+            Layer::Normalize(n) => Some(n.affine(device)),
+            Layer::BatchNorm2d(b) => Some(b.affine()),
+            _ => None,
+        }
+    }
+}
+
+/// Walks `layers` from an input of shape `input`, calling `visit(layer, input, output)` for every
+/// layer in forward order: the layers of a residual block's path, then its skip projection,
+/// before the block itself. Returns the output shape, or an error naming the first layer that
+/// cannot take its input (see [`Layer::output_shape`]).
+pub fn visit_layers(
+    layers: &[Layer],
+    input: ActShape,
+    visit: &mut impl FnMut(&Layer, ActShape, ActShape),
+) -> Result<ActShape, String> {
+    layers.iter().try_fold(input, |shape, layer| {
+        if let Layer::Residual(block) = layer {
+            visit_layers(&block.path, shape, visit)?;
+            if let Some(conv) = &block.skip {
+                let skip = Layer::Conv2d(conv.clone());
+                visit_layers(std::slice::from_ref(&skip), shape, visit)?;
+            }
+        }
+        let out = layer
+            .output_shape(shape)
+            .ok_or_else(|| format!("layer {} cannot take input {shape:?}", layer.kind()))?;
+        visit(layer, shape, out);
+        Ok(out)
+    })
+}
+
 impl Conv2d {
+    /// The output shape for an input of shape `input`; `None` where the channels do not match
+    /// or the input is flat or smaller than the kernel.
+    pub fn output_shape(&self, input: ActShape) -> Option<ActShape> {
+        let [out, c_in, kernel, _] = self.weight.val().dims();
+        let [c, _, _] = input.image()?;
+        (c == c_in)
+            .then(|| input.after_window(out, kernel, self.stride, self.padding))
+            .flatten()
+    }
+
     /// burn's options for this layer (stride, padding, no dilation, one group), for callers
     /// that run the convolution on other tensors (the bounds engine's radius, with `|W|`).
     pub fn options(&self) -> ConvOptions<2> {

@@ -8,6 +8,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
+use crate::pytorch::Named;
 use crate::{Architecture, Layer, Network, NnError};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced, then
@@ -86,6 +87,70 @@ fn pytorch_values(layers: &[Layer], out: &mut Vec<burn::tensor::TensorData>) {
     }
 }
 
+/// Builds `arch` from stored PyTorch-layout tensors, matched by layer name, else by
+/// `nn.Sequential` index (normalisation counted or not). On any mismatch the error lists the
+/// expected and the found tensor names and shapes.
+fn assign(
+    arch: &Architecture,
+    path: &Path,
+    stored: Vec<Named>,
+    device: &Device,
+) -> Result<Network, NnError> {
+    let params = arch.tensors();
+    let mut stored: HashMap<String, (Vec<usize>, Vec<f32>)> = stored
+        .into_iter()
+        .map(|(name, shape, values)| (name, (shape, values)))
+        .collect();
+    let by_layer: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
+    let names = [
+        Some(by_layer.clone()),
+        arch.sequential_names(true),
+        arch.sequential_names(false),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|names| names.iter().all(|n| stored.contains_key(n)))
+    .unwrap_or(by_layer);
+    let expected = || {
+        let sequential = arch
+            .sequential_names(false)
+            .map(|s| format!(" (or by nn.Sequential index: {})", s.join(", ")))
+            .unwrap_or_default();
+        format!("{}{sequential}", listing(params.iter().cloned()))
+    };
+    let found = listing(stored.iter().map(|(n, (s, _))| (n.clone(), s.clone())));
+    let mismatch = |message: String| NnError::Mismatch {
+        path: path.into(),
+        model: arch.name.clone(),
+        message,
+        expected: expected(),
+        found: found.clone(),
+    };
+    let mut tensors = HashMap::with_capacity(params.len());
+    for (name_stored, (name, shape)) in names.iter().zip(&params) {
+        let (stored_shape, values) = stored
+            .remove(name_stored)
+            .ok_or_else(|| mismatch(format!("tensor {name_stored} is missing")))?;
+        if &stored_shape != shape {
+            return Err(mismatch(format!(
+                "tensor {name_stored} has shape {stored_shape:?}, expected {shape:?}"
+            )));
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(mismatch(format!(
+                "tensor {name_stored} contains NaN or infinite values"
+            )));
+        }
+        tensors.insert(name.clone(), values);
+    }
+    let mut extra: Vec<&String> = stored.keys().collect();
+    extra.sort();
+    if let Some(extra) = extra.first() {
+        return Err(mismatch(format!("unexpected tensor {extra}")));
+    }
+    Network::from_pytorch(arch, tensors, device)
+}
+
 impl Network {
     /// Every parameter and running statistic as `(name, shape, values)` in PyTorch's layout
     /// ([`Architecture::tensors`]'s names, order and shapes): what safetensors and ONNX exports
@@ -107,6 +172,22 @@ impl Network {
             .collect()
     }
 
+    /// Loads PyTorch-layout weights, safetensors or a legacy `.pth` state dict, told apart by
+    /// their first bytes (see [`Network::load_safetensors`] and [`Network::load_pytorch`]).
+    pub fn load_weights(
+        arch: &Architecture,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self, NnError> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        // a pickle starts with its PROTO opcode, PyTorch's zip format with "PK"
+        if bytes.first() == Some(&0x80) || bytes.starts_with(b"PK") {
+            Self::from_pytorch_bytes(arch, path, &bytes, device)
+        } else {
+            Self::from_safetensors_bytes(arch, path, &bytes, device)
+        }
+    }
+
     /// Loads PyTorch-layout safetensors (`<layer>.weight`, `<layer>.bias`, float32). On any
     /// mismatch the error lists the expected and the found tensor names and shapes.
     pub fn load_safetensors(
@@ -115,80 +196,61 @@ impl Network {
         device: &Device,
     ) -> Result<Self, NnError> {
         let bytes = std::fs::read(path).map_err(io(path))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| NnError::Format {
+        Self::from_safetensors_bytes(arch, path, &bytes, device)
+    }
+
+    /// Loads a state dict saved by PyTorch's legacy `torch.save` (before 1.6, the format of the
+    /// MixTrain authors' `.pth` files): float32 tensors named as in `load_safetensors`. Only
+    /// the tensors are read; a pickled module or any other object is refused, never run.
+    pub fn load_pytorch(
+        arch: &Architecture,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self, NnError> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        Self::from_pytorch_bytes(arch, path, &bytes, device)
+    }
+
+    fn from_pytorch_bytes(
+        arch: &Architecture,
+        path: &Path,
+        bytes: &[u8],
+        device: &Device,
+    ) -> Result<Self, NnError> {
+        let stored = crate::pytorch::read_state_dict(bytes).map_err(|message| NnError::Format {
             path: path.into(),
-            message: e.to_string(),
-        })?;
-        let params = arch.tensors();
-        // by layer name, else by nn.Sequential index (normalisation counted or not)
-        let by_layer: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
-        let names = [
-            Some(by_layer.clone()),
-            arch.sequential_names(true),
-            arch.sequential_names(false),
-        ]
-        .into_iter()
-        .flatten()
-        .find(|names| names.iter().all(|n| st.tensor(n).is_ok()))
-        .unwrap_or(by_layer);
-        let expected = || {
-            let sequential = arch
-                .sequential_names(false)
-                .map(|s| format!(" (or by nn.Sequential index: {})", s.join(", ")))
-                .unwrap_or_default();
-            format!("{}{sequential}", listing(params.iter().cloned()))
-        };
-        let found = || {
-            listing(
-                st.tensors()
-                    .into_iter()
-                    .map(|(n, v)| (n, v.shape().to_vec())),
-            )
-        };
-        let mismatch = |message: String| NnError::Mismatch {
-            path: path.into(),
-            model: arch.name.clone(),
             message,
-            expected: expected(),
-            found: found(),
+        })?;
+        assign(arch, path, stored, device)
+    }
+
+    fn from_safetensors_bytes(
+        arch: &Architecture,
+        path: &Path,
+        bytes: &[u8],
+        device: &Device,
+    ) -> Result<Self, NnError> {
+        let format = |message: String| NnError::Format {
+            path: path.into(),
+            message,
         };
-        let mut tensors = HashMap::with_capacity(params.len());
-        for (stored, (name, shape)) in names.iter().zip(&params) {
-            let view = st
-                .tensor(stored)
-                .map_err(|_| mismatch(format!("tensor {stored} is missing")))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
+        let mut stored = Vec::new();
+        for (name, view) in st.tensors() {
             if view.dtype() != Dtype::F32 {
-                return Err(mismatch(format!(
-                    "tensor {stored} is {:?}, expected F32",
+                return Err(format(format!(
+                    "tensor {name} is {:?}, expected F32",
                     view.dtype()
                 )));
             }
-            if view.shape() != shape.as_slice() {
-                return Err(mismatch(format!(
-                    "tensor {stored} has shape {:?}, expected {shape:?}",
-                    view.shape()
-                )));
-            }
-            let values: Vec<f32> = view
+            let values = view
                 .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            if values.iter().any(|v| !v.is_finite()) {
-                return Err(mismatch(format!(
-                    "tensor {stored} contains NaN or infinite values"
-                )));
-            }
-            tensors.insert(name.clone(), values);
+            stored.push((name, view.shape().to_vec(), values));
         }
-        if let Some(extra) = st
-            .names()
-            .into_iter()
-            .find(|n| !names.iter().any(|m| m == *n))
-        {
-            return Err(mismatch(format!("unexpected tensor {extra}")));
-        }
-        Network::from_pytorch(arch, tensors, device)
+        assign(arch, path, stored, device)
     }
 
     /// Writes PyTorch-layout safetensors (atomically), loadable by [`Network::load_safetensors`]

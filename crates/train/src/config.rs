@@ -1,11 +1,11 @@
 use std::path::Path;
 
-use mixtrain_bounds::DomainKind;
+use mixtrain_bounds::{DomainKind, InputDomain};
 use mixtrain_loss::{DmtConfig, EpsSchedule, LrSchedule, Policy};
 use mixtrain_nn::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::TrainError;
+use crate::{Method, TrainError, protocol};
 
 /// The presets shipped with the crate (`presets/*.toml`).
 const PRESETS: &[(&str, &str)] = &[
@@ -17,57 +17,6 @@ const PRESETS: &[(&str, &str)] = &[
     ("cifar-resnet", include_str!("../presets/cifar-resnet.toml")),
     ("imagenet200", include_str!("../presets/imagenet200.toml")),
 ];
-
-/// How the network is trained.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Method {
-    /// Cross-entropy on clean inputs.
-    #[default]
-    Natural,
-    /// Adversarial training (Madry et al.): cross-entropy on PGD examples only.
-    Pgd,
-    /// Interval bound propagation: the natural loss mixed with the robust cross-entropy of the
-    /// interval bounds on the whole batch.
-    Ibp,
-    /// CROWN-IBP: as `ibp`, with the bound `beta` CROWN-IBP + `(1 - beta)` IBP, `beta` falling
-    /// from 1 to 0 along the eps ramp.
-    CrownIbp,
-    /// MixTrain: natural loss on the batch, symbolic robust loss on `k` points drawn from it
-    /// (stochastic robust approximation), mixed by dynamic mixed training.
-    Mixtrain,
-}
-
-impl Method {
-    /// The name in configs, logs and reports (`natural`, `pgd`, `ibp`, `crown-ibp`,
-    /// `mixtrain`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Natural => "natural",
-            Method::Pgd => "pgd",
-            Method::Ibp => "ibp",
-            Method::CrownIbp => "crown-ibp",
-            Method::Mixtrain => "mixtrain",
-        }
-    }
-
-    /// The DMT policy when the config names none.
-    pub fn default_policy(self) -> Policy {
-        match self {
-            Method::Mixtrain => Policy::Adaptive,
-            _ => Policy::Fixed,
-        }
-    }
-
-    /// The domain whose bounds the method trains (and, by default, validates) with.
-    pub fn default_domain(self) -> DomainKind {
-        match self {
-            Method::Ibp => DomainKind::Interval,
-            Method::CrownIbp => DomainKind::Crown,
-            _ => DomainKind::Symbolic,
-        }
-    }
-}
 
 /// The inner attack of `pgd` training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,30 +43,26 @@ impl Default for PgdConfig {
     }
 }
 
-/// The evaluation on the test set at the end of a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The evaluation on the test set at the end of a run. Every field left out takes the
+/// evaluation protocol's default ([`protocol`](crate::protocol)), the same `mixtrain eval` and
+/// `mixtrain attack` use, so that the same weights get the same figures whichever runs them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FinalEvalConfig {
-    /// The domain of the verified robust accuracy.
-    pub domain: String,
-    /// PGD steps of the attack (0: no attack); one random start.
-    pub pgd_steps: usize,
-    /// The attack's step size in pixel units. Default: eps / 4.
+    /// The domain of the verified robust accuracy (default `best`).
+    pub domain: DomainKind,
+    /// PGD steps of the attack (0: no attack); one random start. Default: the protocol's for
+    /// the dataset (40 on MNIST, 20 elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgd_steps: Option<usize>,
+    /// The attack's step size in pixel units. Default: the protocol's (0.01 on MNIST, eps / 4
+    /// elsewhere).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pgd_step_size: Option<f64>,
-    /// Points per bound computation.
-    pub bound_batch_size: usize,
-}
-
-impl Default for FinalEvalConfig {
-    fn default() -> Self {
-        Self {
-            domain: "best".into(),
-            pgd_steps: 40,
-            pgd_step_size: None,
-            bound_batch_size: 50,
-        }
-    }
+    /// Points per bound computation. Default: the protocol's for the domain (5 for the
+    /// symbolic domains, 50 for interval and crown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_batch_size: Option<usize>,
 }
 
 /// Which optimiser updates the weights.
@@ -177,13 +122,17 @@ pub struct TrainConfig {
     pub replacement: bool,
     /// `mixtrain`: the robust loss's domain (default `symbolic`, MixTrain's).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
+    pub domain: Option<DomainKind>,
+    /// The box the training and validation balls are clipped to: `unit` (`[0, 1]`, default) or
+    /// `image` (each image's own pixel range, the MixTrain authors' evaluation box).
+    pub input_domain: InputDomain,
     /// Training images held out (seeded) to validate each epoch: clean accuracy and VRA, which
     /// drive the `adaptive` policy.
     pub val_size: usize,
-    /// The domain of the validation VRA (default: the method's training domain).
+    /// The domain of the validation VRA (default: the method's training domain). Only
+    /// certified methods validate VRA.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub val_domain: Option<String>,
+    pub val_domain: Option<DomainKind>,
     /// Epochs of the whole run, warm-up included; at least 1, default 1. A resumed run may
     /// raise it (the only field a resume may change).
     pub epochs: usize,
@@ -240,6 +189,7 @@ impl Default for TrainConfig {
             k: 5,
             replacement: true,
             domain: None,
+            input_domain: InputDomain::Unit,
             val_size: 1000,
             val_domain: None,
             epochs: 1,
@@ -307,23 +257,34 @@ impl TrainConfig {
 
     /// The robust loss's domain.
     pub fn train_domain(&self) -> DomainKind {
-        self.domain
-            .as_deref()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or_else(|| self.method.default_domain())
+        self.domain.unwrap_or_else(|| self.method.default_domain())
     }
 
     /// The validation VRA's domain.
     pub fn val_domain(&self) -> DomainKind {
-        self.val_domain
-            .as_deref()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or_else(|| self.train_domain())
+        self.val_domain.unwrap_or_else(|| self.train_domain())
     }
 
-    /// The domain of the final verification.
-    pub fn final_domain(&self) -> DomainKind {
-        self.final_eval.domain.parse().unwrap_or(DomainKind::Best)
+    /// Points per bound computation in `domain`, for validation and the final evaluation:
+    /// `final_eval.bound_batch_size`, else the protocol's for the domain.
+    pub fn bound_batch_size(&self, domain: DomainKind) -> usize {
+        self.final_eval
+            .bound_batch_size
+            .unwrap_or_else(|| protocol::bound_batch_size(domain))
+    }
+
+    /// The final evaluation's PGD steps.
+    pub fn pgd_steps(&self) -> usize {
+        self.final_eval
+            .pgd_steps
+            .unwrap_or_else(|| protocol::pgd_steps(&self.dataset))
+    }
+
+    /// The final evaluation's PGD step size, pixel units.
+    pub fn pgd_step_size(&self) -> f64 {
+        self.final_eval
+            .pgd_step_size
+            .unwrap_or_else(|| protocol::pgd_step_size(&self.dataset, self.eps))
     }
 
     /// The config as TOML, as saved to `config.toml` in the run directory.
@@ -416,15 +377,6 @@ impl TrainConfig {
         if self.k == 0 {
             return err("k must be at least 1".into());
         }
-        for (field, value) in [
-            ("domain", &self.domain),
-            ("val_domain", &self.val_domain),
-            ("final_eval.domain", &Some(self.final_eval.domain.clone())),
-        ] {
-            if let Some(Err(e)) = value.as_deref().map(str::parse::<DomainKind>) {
-                return err(format!("{field}: {e}"));
-            }
-        }
         if self.domain.is_some() && self.method != Method::Mixtrain {
             return err(format!(
                 "domain is the mixtrain method's choice; {} trains with {}",
@@ -435,7 +387,7 @@ impl TrainConfig {
         if self.policy() == Policy::Adaptive && self.val_size == 0 {
             return err("the adaptive DMT policy needs a validation split: val_size >= 1".into());
         }
-        if self.final_eval.bound_batch_size == 0 {
+        if self.final_eval.bound_batch_size == Some(0) {
             return err("final_eval.bound_batch_size must be at least 1".into());
         }
         if self.method == Method::Pgd && self.pgd.steps == 0 {

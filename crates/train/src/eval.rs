@@ -52,14 +52,26 @@ impl Count {
     }
 }
 
+/// Batches of at least one point, or an error naming the setting.
+fn check_batch_size(batch_size: usize) -> Result<(), TrainError> {
+    if batch_size == 0 {
+        return Err(TrainError::Config {
+            origin: "evaluation".into(),
+            message: "the batch size must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Runs `hits` (a count of points, on the device) on every batch of `set`: the fraction of
 /// points counted and the seconds taken.
-fn fraction<E>(
+fn fraction(
     set: &ImageSet,
     batch_size: usize,
     device: &Device,
-    mut hits: impl FnMut(Tensor<4>, Tensor<1, Int>) -> Result<Tensor<1, Int>, E>,
-) -> Result<(f64, f64), E> {
+    mut hits: impl FnMut(Tensor<4>, Tensor<1, Int>) -> Result<Tensor<1, Int>, TrainError>,
+) -> Result<(f64, f64), TrainError> {
+    check_batch_size(batch_size)?;
     let start = Instant::now();
     let mut count = Count::default();
     for batch in set.batches(batch_size, None) {
@@ -75,16 +87,20 @@ fn correct(net: &Network, x: Tensor<4>, y: Tensor<1, Int>) -> Tensor<1, Bool> {
 }
 
 /// Clean accuracy of `net` on `set`.
-pub fn evaluate(net: &Network, set: &ImageSet, batch_size: usize, device: &Device) -> EvalResult {
-    let Ok((clean_acc, seconds)) =
-        fraction::<std::convert::Infallible>(set, batch_size, device, |x, y| {
-            Ok(correct(net, x, y).int().sum())
-        });
-    EvalResult {
+pub fn evaluate(
+    net: &Network,
+    set: &ImageSet,
+    batch_size: usize,
+    device: &Device,
+) -> Result<EvalResult, TrainError> {
+    let (clean_acc, seconds) = fraction(set, batch_size, device, |x, y| {
+        Ok(correct(net, x, y).int().sum())
+    })?;
+    Ok(EvalResult {
         n: set.len(),
         clean_acc,
         seconds,
-    }
+    })
 }
 
 /// Figures of one verification run.
@@ -114,7 +130,7 @@ pub fn verify(
     input_domain: InputDomain,
     batch_size: usize,
     device: &Device,
-) -> Result<VerifyResult, BoundsError> {
+) -> Result<VerifyResult, TrainError> {
     let (verified_acc, seconds) = fraction(set, batch_size, device, |x, y| {
         let set = InputSet::linf(x.clone(), eps as f32, input_domain)?;
         let ok = correct(net, x, y.clone());
@@ -129,10 +145,7 @@ pub fn verify(
         n: set.len(),
         eps,
         domain: domain.name(),
-        input_domain: match input_domain {
-            InputDomain::Unit => "unit",
-            InputDomain::Image => "image",
-        },
+        input_domain: input_domain.name(),
         verified_acc,
         seconds,
     })
@@ -163,6 +176,7 @@ pub fn attack(
     device: &Device,
     mut examples: Option<&mut Examples>,
 ) -> Result<AttackResult, TrainError> {
+    check_batch_size(batch_size)?;
     let start = Instant::now();
     let (mut clean, mut robust) = (Count::default(), Count::default());
     for batch in set.batches(batch_size, None) {

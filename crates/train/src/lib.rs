@@ -45,15 +45,21 @@
 
 mod checkpoint;
 mod config;
+mod cost;
 mod error;
 mod eval;
 mod memory;
+mod method;
 mod progress;
+pub mod protocol;
+mod report;
 mod run;
-mod step;
+mod setup;
 
-pub use config::{FinalEvalConfig, Method, OptimizerConfig, OptimizerKind, PgdConfig, TrainConfig};
+pub use config::{FinalEvalConfig, OptimizerConfig, OptimizerKind, PgdConfig, TrainConfig};
+pub use cost::{CostOptions, CostReport, measure_cost};
 pub use error::TrainError;
 pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluate, verify};
-pub use run::{FinalEval, RunOptions, RunSummary, run};
-pub use step::step_loss;
+pub use method::{Method, step_loss};
+pub use report::{FinalEval, RunSummary};
+pub use run::{RunOptions, run};

@@ -2,20 +2,43 @@
 //! to change, rather than killed by the system half-way through an epoch.
 
 use burn::tensor::Tensor;
-use mixtrain_bounds::{DomainKind, Footprint, InputDomain, InputSet, Probe, footprint};
+use mixtrain_bounds::{DomainKind, Footprint, InputSet, Probe, footprint};
 use mixtrain_nn::Network;
 
-use crate::{Method, TrainConfig, TrainError};
+use crate::{TrainConfig, TrainError};
+
+/// A field of a Linux `/proc` file whose value is in kB (`MemTotal:`, `VmHWM:`), in bytes;
+/// `None` off Linux.
+fn proc_bytes(file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// The peak resident memory of this process so far, in MiB (Linux `VmHWM`; `None` elsewhere).
+pub(crate) fn peak_memory_mib() -> Option<f64> {
+    proc_bytes("/proc/self/status", "VmHWM:").map(|b| b as f64 / (1u64 << 20) as f64)
+}
+
+/// `VmRSS` and `VmHWM` of this process in bytes; resetting the peak first (Linux `clear_refs`
+/// 5) makes `VmHWM - VmRSS` the peak of what runs after. `None` off Linux.
+pub(crate) fn resident(reset_peak: bool) -> Option<(u64, u64)> {
+    if reset_peak {
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    }
+    Some((
+        proc_bytes("/proc/self/status", "VmRSS:")?,
+        proc_bytes("/proc/self/status", "VmHWM:")?,
+    ))
+}
 
 /// The budget in bytes: `memory_budget_mib`, or 80% of the machine's memory (Linux
 /// `MemTotal`); `None` when neither is known.
 pub(crate) fn budget(config: &TrainConfig) -> Option<u64> {
-    config.memory_budget_mib.map(|m| m << 20).or_else(|| {
-        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024 / 10 * 8)
-    })
+    config
+        .memory_budget_mib
+        .map(|m| m << 20)
+        .or_else(|| Some(proc_bytes("/proc/meminfo", "MemTotal:")? / 10 * 8))
 }
 
 fn gib(bytes: u64) -> String {
@@ -35,43 +58,31 @@ pub(crate) fn check(
     let Some(budget) = budget(config) else {
         return Ok(());
     };
-    let set = InputSet::linf(probe, config.eps as f32, InputDomain::Unit)?;
+    let set = InputSet::linf(probe, config.eps as f32, config.input_domain)?;
     // (what, domain, points, training step?, what to change)
     let mut uses: Vec<(String, DomainKind, usize, bool, String)> = Vec::new();
-    match config.method {
-        Method::Mixtrain => uses.push((
-            format!("the robust loss (mixtrain, k = {})", config.k),
+    if let Some(step) = config.method.rule().bounded_points(config) {
+        uses.push((
+            step.what,
             config.train_domain(),
-            config.k,
+            step.points,
             true,
-            "a smaller k, domain = \"crown\" or \"interval\"".into(),
-        )),
-        Method::Ibp | Method::CrownIbp => uses.push((
-            format!(
-                "the robust loss ({}, the whole batch)",
-                config.method.name()
-            ),
-            config.train_domain(),
-            config.batch_size,
-            true,
-            "a smaller batch_size".into(),
-        )),
-        Method::Natural | Method::Pgd => {}
+            step.change.into(),
+        ));
     }
-    let eval = config.final_eval.bound_batch_size;
-    if config.val_size > 0 {
+    if config.val_size > 0 && config.method.certified() {
         uses.push((
             "the validation VRA".into(),
             config.val_domain(),
-            eval,
+            config.bound_batch_size(config.val_domain()),
             false,
             "a smaller final_eval.bound_batch_size, val_domain = \"crown\" or \"interval\"".into(),
         ));
     }
     uses.push((
         "the final verification".into(),
-        config.final_domain(),
-        eval,
+        config.final_eval.domain,
+        config.bound_batch_size(config.final_eval.domain),
         false,
         "a smaller final_eval.bound_batch_size, final_eval.domain = \"crown\" or \"interval\""
             .into(),
@@ -80,7 +91,7 @@ pub(crate) fn check(
     let first = InputSet::new(
         set.lower.clone().narrow(0, 0, 1),
         set.upper.clone().narrow(0, 0, 1),
-    );
+    )?;
     for (what, domain, points, training, change) in uses {
         let pick = |f: Footprint| {
             if training {

@@ -12,7 +12,7 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use mixtrain_nn::Conv2d;
 
-use crate::domain::{Layout, image};
+use crate::numeric::image;
 
 /// A 1-D index tensor from host values.
 fn index(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
@@ -78,8 +78,13 @@ pub(crate) struct TwoConv {
 }
 
 impl TwoConv {
-    pub(crate) fn new(a: &Conv2d, source: [usize; 3], b: &Conv2d, mid: [usize; 3]) -> Self {
-        let out = Layout::Image(mid).after_conv(b);
+    pub(crate) fn new(
+        a: &Conv2d,
+        source: [usize; 3],
+        b: &Conv2d,
+        mid: [usize; 3],
+        out: [usize; 3],
+    ) -> Self {
         let [_, _, ka, _] = a.weight.val().dims();
         let [_, _, kb, _] = b.weight.val().dims();
         let (sa, sb) = (a.stride, b.stride);
@@ -205,7 +210,7 @@ impl TwoConv {
     /// Rows over the output neurons (`[b, m, c2 h2 w2]`, `b` 1 or `n`) carried to the source:
     /// `[n, m, c0 h0 w0]`. Per position, the patches times the rows' `c2` columns (`m c2 c0
     /// r^2` MAC), then the windows are scatter-added onto the source frame.
-    pub(crate) fn pull(&self, patches: &Tensor<4>, rows: Tensor<3>) -> Tensor<3> {
+    pub(crate) fn back_substitute(&self, patches: &Tensor<4>, rows: Tensor<3>) -> Tensor<3> {
         let [window, c2, n, l] = patches.dims();
         let [b, m, _] = rows.dims();
         let device = rows.device();
@@ -255,7 +260,7 @@ impl TwoConv {
 
 /// Columns `neurons` (`[n, k]`: each point's input neurons, flat `c h w`) of the adjoint of `conv`
 /// applied to `rows` (`[b, m, co ho wo]`, `b` 1 or `n`): `[n, m, k]`, what
-/// [`conv_adjoint`](crate::domain::conv_adjoint) followed by a gather gives.
+/// [`conv_adjoint`](crate::numeric::conv_adjoint) followed by a gather gives.
 ///
 /// An input neuron is read by at most `ceil(kernel / stride)^2` output positions, through one
 /// tap each: its column of the convolution's matrix has at most `co ceil(kernel / stride)^2`
@@ -267,12 +272,13 @@ pub(crate) fn conv_adjoint_at(
     rows: Tensor<3>,
     conv: &Conv2d,
     input: [usize; 3],
+    output: [usize; 3],
     neurons: Tensor<2, Int>,
 ) -> Tensor<3> {
     let [n, k] = neurons.dims();
     let device = rows.device();
     let [ci, hi, wi] = input;
-    let [co, ho, wo] = Layout::Image(input).after_conv(conv);
+    let [co, ho, wo] = output;
     let kk = conv.weight.val().dims()[2];
     let (stride, pad) = (conv.stride, conv.padding);
     let per_axis = kk.div_ceil(stride);
