@@ -9,10 +9,11 @@ use mixtrain::bounds::{DomainKind, InputDomain, InputSet};
 use mixtrain::data::Split;
 use mixtrain::nn::{Backend, Network, zoo};
 
-/// The network `name` and the first `n` MNIST test images.
+/// The authors' network `name` (a role of `mixtrain-reference`) and the first `n` MNIST test
+/// images.
 fn setup(name: &str, n: usize, device: &Device) -> (Network, Tensor<4>, Tensor<1, Int>) {
     let arch = zoo::architecture("mnist_small").unwrap();
-    let net = Network::load_safetensors(&arch, &common::reference(name), device).unwrap();
+    let net = Network::load_weights(&arch, &common::reference(name), device).unwrap();
     let test = mixtrain::data::load("mnist", Split::Test, common::mnist_dir())
         .unwrap()
         .take(n);
@@ -31,7 +32,7 @@ fn count(t: Tensor<1, Bool>) -> i64 {
 fn no_attack_breaks_a_point_verified_on_the_authors_network() {
     let device = Backend::Flex.device(None).unwrap();
     device.seed(1);
-    let (net, x, y) = setup("mnist_small_mixtrain_eps0.3.safetensors", 100, &device);
+    let (net, x, y) = setup("mixtrain-eps0.3", 100, &device);
     let eps = 0.3;
     let set = InputSet::linf(x.clone(), eps, InputDomain::Unit).unwrap();
     let verified = DomainKind::Best
@@ -71,7 +72,7 @@ fn no_attack_breaks_a_point_verified_on_the_authors_network() {
 fn pgd_breaks_a_naturally_trained_network_at_eps_0_3() {
     let device = Backend::Flex.device(None).unwrap();
     device.seed(2);
-    let (net, x, y) = setup("mnist_small_baseline.safetensors", 200, &device);
+    let (net, x, y) = setup("baseline", 200, &device);
     let clean = count(
         net.forward(x.clone())
             .argmax(1)

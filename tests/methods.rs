@@ -149,7 +149,7 @@ fn cifar_preset_falls_back_to_the_sample() {
     c.final_eval.domain = DomainKind::Interval;
     c.final_eval.pgd_steps = Some(2);
     let opts = RunOptions {
-        mirror: Some(common::mirror()),
+        mirror: Some(common::sample_mirror()),
         ..options(dir.path(), &DataDir::new(data.path()))
     };
     let summary = mixtrain::train::run(&c, &opts).unwrap();

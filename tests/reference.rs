@@ -1,4 +1,4 @@
-//! The MixTrain authors' naturally trained `mnist_small` loads from PyTorch-layout safetensors
+//! The MixTrain authors' naturally trained `mnist_small` loads from its PyTorch-layout weights
 //! and classifies real MNIST as a trained network should.
 
 mod common;
@@ -10,12 +10,7 @@ use mixtrain::nn::{Backend, Network, zoo};
 fn authors_baseline_is_accurate_on_the_first_1000_test_images() {
     let device = Backend::Flex.device(None).unwrap();
     let arch = zoo::architecture("mnist_small").unwrap();
-    let net = Network::load_safetensors(
-        &arch,
-        &common::reference("mnist_small_baseline.safetensors"),
-        &device,
-    )
-    .unwrap();
+    let net = Network::load_weights(&arch, &common::reference("baseline"), &device).unwrap();
     let test = mixtrain::data::load("mnist", Split::Test, common::mnist_dir())
         .unwrap()
         .take(1000);
@@ -40,12 +35,8 @@ fn flex_and_ndarray_agree_on_the_reference_network() {
         .into_iter()
         .map(|b| {
             let device = b.device(None).unwrap();
-            let net = Network::load_safetensors(
-                &arch,
-                &common::reference("mnist_small_mixtrain_eps0.3.safetensors"),
-                &device,
-            )
-            .unwrap();
+            let net = Network::load_weights(&arch, &common::reference("mixtrain-eps0.3"), &device)
+                .unwrap();
             mixtrain::train::evaluate(&net, &test, 100, &device)
                 .unwrap()
                 .clean_acc

@@ -229,7 +229,7 @@ fn cifar_resnet_trains_and_verifies_on_the_sample() {
     c.final_eval.domain = DomainKind::Crown;
     c.final_eval.pgd_steps = Some(2);
     let opts = RunOptions {
-        mirror: Some(common::mirror()),
+        mirror: Some(common::sample_mirror()),
         ..options(dir.path())
     };
     let summary = mixtrain::train::run(&c, &opts).unwrap();

@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     device.seed(0);
     let arch = zoo::architecture("mnist_small")?;
     let net = match &weights {
-        Some(path) => Network::load_safetensors(&arch, path.as_ref(), &device)?,
+        Some(path) => Network::load_weights(&arch, path.as_ref(), &device)?,
         None => Network::init(&arch, 0, &device)?,
     };
     let dir = DataDir::from_env();

@@ -1,6 +1,10 @@
 //! Agreement with the MixTrain authors' implementation (`symbolic_interval`): their network
 //! `mnist_small` trained with MixTrain at eps 0.3, the first 10 MNIST test images, eps 0.3 and
 //! 0.1, input box clipped to each image's own min and max pixel (their evaluator's choice).
+//!
+//! The golden values (`tests/data/*.golden.json`, computed with the authors' library at commit
+//! a008fbb) are committed; the weights and MNIST come from the offline mirror
+//! (`MIXTRAIN_MIRROR`, default `../shared/datasets`) or are downloaded, checksum-verified.
 
 use std::path::{Path, PathBuf};
 
@@ -9,25 +13,35 @@ use mixtrain_bounds::{Domain, InputDomain, InputSet, Interval, Symbolic, margins
 use mixtrain_data::{DataDir, Split};
 use mixtrain_nn::{Backend, Network, zoo};
 
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The mirror when it exists.
+fn mirror() -> Option<PathBuf> {
+    DataDir::mirror_from_env()
+        .unwrap_or_else(|| manifest_dir().join("../../../shared/datasets"))
+        .canonicalize()
+        .ok()
+}
+
+fn data_dir() -> DataDir {
+    DataDir::new(manifest_dir().join("../../target/test-data"))
 }
 
 /// Worst-case logits and verified flags of the first 10 test images in domain `D`.
 fn bounds<D: Domain>(eps: f32) -> (Vec<f32>, Vec<bool>) {
     let device = Backend::Flex.device(None).unwrap();
     let arch = zoo::architecture("mnist_small").unwrap();
-    let net = Network::load_safetensors(
-        &arch,
-        &shared().join("reference/mnist_small_mixtrain_eps0.3.safetensors"),
-        &device,
-    )
-    .unwrap();
-    // The mirror is laid out as a data directory (`mnist/<files>`), so it is read in place.
-    let mirror = std::env::var_os("MIXTRAIN_MIRROR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| shared().join("datasets"));
-    let test = mixtrain_data::load("mnist", Split::Test, &DataDir::new(mirror))
+    let weights =
+        mixtrain_data::reference_weights("mixtrain-eps0.3", &data_dir(), mirror().as_deref())
+            .unwrap_or_else(|e| panic!("the golden test reads the authors' network: {e}"));
+    let net = Network::load_weights(&arch, &weights, &device).unwrap();
+    let dir = data_dir();
+    if let Err(e) = mixtrain_data::obtain("mnist", &dir, mirror().as_deref()) {
+        panic!("the golden test reads real MNIST: {e}");
+    }
+    let test = mixtrain_data::load("mnist", Split::Test, &dir)
         .unwrap()
         .take(10);
     let batch = test.batches(10, None).next().unwrap();
@@ -45,9 +59,8 @@ fn bounds<D: Domain>(eps: f32) -> (Vec<f32>, Vec<bool>) {
 }
 
 fn golden(eps: &str, key: &str) -> (Vec<f32>, Vec<bool>) {
-    let text =
-        std::fs::read_to_string(shared().join("reference/mnist_small_mixtrain_eps0.3.golden.json"))
-            .unwrap();
+    let path = manifest_dir().join("tests/data/mnist_small_mixtrain_eps0.3.golden.json");
+    let text = std::fs::read_to_string(path).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let points = json[eps].as_array().unwrap();
     let wc = points

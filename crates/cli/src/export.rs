@@ -15,7 +15,8 @@ pub struct ExportArgs {
     /// A model of the zoo.
     #[arg(long)]
     model: String,
-    /// Weights: safetensors in PyTorch layout (by layer name or nn.Sequential index).
+    /// Weights in PyTorch layout, safetensors or a legacy `.pth` (by layer name or
+    /// nn.Sequential index).
     #[arg(long)]
     weights: PathBuf,
     /// safetensors-torch (PyTorch layout, layer names) or onnx (opset 13).
@@ -29,7 +30,7 @@ pub struct ExportArgs {
 pub fn export(args: ExportArgs) -> Result<()> {
     let device = Backend::Flex.device(None)?;
     let arch = zoo::architecture(&args.model)?;
-    let net = Network::load_safetensors(&arch, &args.weights, &device)?;
+    let net = Network::load_weights(&arch, &args.weights, &device)?;
     match args.format.as_str() {
         "safetensors-torch" => net.save_safetensors(&args.out)?,
         "onnx" => write_atomic(&args.out, &to_onnx(&net))

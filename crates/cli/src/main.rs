@@ -276,7 +276,7 @@ pub(crate) struct TestArgs {
     /// A model of the zoo.
     #[arg(long)]
     model: String,
-    /// Weights: safetensors in PyTorch layout.
+    /// Weights in PyTorch layout: safetensors, or a legacy `.pth` state dict.
     #[arg(long)]
     weights: PathBuf,
     #[arg(long)]
@@ -298,7 +298,7 @@ impl TestArgs {
     pub(crate) fn load(&self) -> Result<(Backend, Device, Network, ImageSet)> {
         let (backend, device) = parse_backend(&self.backend, self.device)?;
         let arch = zoo::architecture(&self.model)?;
-        let net = Network::load_safetensors(&arch, &self.weights, &device)?;
+        let net = Network::load_weights(&arch, &self.weights, &device)?;
         let dir = self.data.dir();
         let manifest = mixtrain_data::ensure(&self.dataset, &dir, self.data.mirror().as_deref())?;
         let mut set = manifest.load(Split::Test, &dir)?;
@@ -386,7 +386,8 @@ struct CostArgs {
     /// A model of the zoo.
     #[arg(long)]
     model: String,
-    /// Weights (safetensors, PyTorch layout); a seeded initialisation when absent.
+    /// Weights in PyTorch layout (safetensors or a legacy `.pth`); a seeded initialisation
+    /// when absent.
     #[arg(long)]
     weights: Option<PathBuf>,
     /// interval, symbolic, crown, crown-symbolic or best.
@@ -418,7 +419,7 @@ fn cost(args: CostArgs) -> Result<()> {
     let arch = zoo::architecture(&args.model)?;
     let load = |device: &Device| -> Result<Network, TrainError> {
         Ok(match &args.weights {
-            Some(w) => Network::load_safetensors(&arch, w, device)?,
+            Some(w) => Network::load_weights(&arch, w, device)?,
             None => Network::init(&arch, args.seed, device)?,
         })
     };

@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use mixtrain_data::DataDir;
 
 fn mirror() -> PathBuf {
     std::env::var_os("MIXTRAIN_MIRROR")
@@ -11,11 +14,34 @@ fn mirror() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"))
 }
 
-/// The binary with its data directory (under `target/`) and the mirror set.
+fn data_dir() -> DataDir {
+    DataDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-data"))
+}
+
+/// The mirror when it exists: the tests copy from it and download only what it lacks.
+fn mirror_if_present() -> Option<PathBuf> {
+    Some(mirror()).filter(|m| m.is_dir())
+}
+
+/// The MixTrain authors' network `role` (`mixtrain-eps0.3` or `baseline`), from the mirror or
+/// downloaded into the test data directory.
+fn reference(role: &str) -> PathBuf {
+    mixtrain_data::reference_weights(role, &data_dir(), mirror_if_present().as_deref())
+        .unwrap_or_else(|e| panic!("these tests read the MixTrain authors' weights: {e}"))
+}
+
+/// The binary with its data directory (under `target/`, MNIST obtained there first) and the
+/// mirror set.
 fn mixtrain() -> Command {
+    static MNIST: OnceLock<()> = OnceLock::new();
+    MNIST.get_or_init(|| {
+        if let Err(e) = mixtrain_data::obtain("mnist", &data_dir(), mirror_if_present().as_deref())
+        {
+            panic!("these tests read real MNIST: {e}");
+        }
+    });
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mixtrain"));
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-data");
-    cmd.env("MIXTRAIN_DATA", data)
+    cmd.env("MIXTRAIN_DATA", data_dir().root())
         .env("MIXTRAIN_MIRROR", mirror())
         .stdin(Stdio::null());
     cmd
@@ -223,8 +249,7 @@ fn bad_input_gets_a_clear_error() {
         "flex",
         "garbage.safetensors",
     );
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/mnist_small_baseline.safetensors");
+    let reference = reference("baseline");
     eval(
         "mnist_large",
         reference.to_str().unwrap(),
@@ -235,8 +260,7 @@ fn bad_input_gets_a_clear_error() {
 
 #[test]
 fn eval_reports_verified_accuracy_with_domain_and_eps() {
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/mnist_small_mixtrain_eps0.3.safetensors");
+    let weights = reference("mixtrain-eps0.3");
     let run = |domain: &str| -> serde_json::Value {
         let out = ok(mixtrain()
             .args([
@@ -301,8 +325,7 @@ fn eval_reports_verified_accuracy_with_domain_and_eps() {
 /// reports `pgd_acc` between the verified and the clean accuracy.
 #[test]
 fn attacks_report_json_and_save_examples_that_fool_the_network() {
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference");
-    let weights = reference.join("mnist_small_baseline.safetensors");
+    let weights = reference("baseline");
     let dir = tempfile::tempdir().unwrap();
     let saved = dir.path().join("adv.safetensors");
     let attack = |name: &str, extra: &[&str]| -> serde_json::Value {
@@ -455,8 +478,7 @@ fn attacks_report_json_and_save_examples_that_fool_the_network() {
 /// `export-spec` writes a VNN-COMP benchmark directory whose instances name existing files.
 #[test]
 fn export_writes_weights_onnx_and_a_vnncomp_benchmark() {
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/mnist_small_mixtrain_eps0.3.safetensors");
+    let weights = reference("mixtrain-eps0.3");
     let dir = tempfile::tempdir().unwrap();
     let export = |format: &str, out: &Path| {
         ok(mixtrain()

@@ -30,6 +30,19 @@ pub enum DataError {
         /// The dataset directory that lacks them.
         dir: PathBuf,
     },
+    /// A dataset is neither in the data directory nor obtainable from the mirror or by
+    /// download; `reasons` says what each source answered.
+    #[error(
+        "dataset {dataset} is not in {dir} and could not be obtained ({reasons}): run `cargo xtask fetch {dataset}` with network access, or set MIXTRAIN_MIRROR to an offline copy"
+    )]
+    Unobtainable {
+        /// The dataset's name.
+        dataset: String,
+        /// The dataset directory that lacks it.
+        dir: PathBuf,
+        /// What the mirror and the download answered.
+        reasons: String,
+    },
     /// An IDX file starts with the wrong magic number (wrong file, or images and labels
     /// swapped).
     #[error("{path}: wrong magic number {found:#010x}, expected {expected:#010x} ({what})")]

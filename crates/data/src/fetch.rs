@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use crate::{Checksum, DataDir, DataError, FileEntry, Manifest, Unpack};
+use crate::{Checksum, DataDir, DataError, FileEntry, Format, Manifest, Unpack};
 
 /// Where files come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct FetchReport {
 }
 
 /// Fetches every file of `manifest` into `dir` from `source`, verifies it and unpacks archives.
+/// For network weights ([`Format::Weights`]) one file of each role is enough: the first that
+/// is present or that `source` has (a mirror may hold one form, a download the other).
 pub fn fetch(
     manifest: &Manifest,
     dir: &DataDir,
@@ -44,39 +46,70 @@ pub fn fetch(
     let dest_dir = dir.dataset(&manifest.name);
     std::fs::create_dir_all(&dest_dir).map_err(|e| DataError::io(&dest_dir, e))?;
     let mut report = FetchReport::default();
-    for file in &manifest.files {
-        let dest = dest_dir.join(&file.name);
-        if dest.is_file() && hash_file(&dest, &file.checksum)? == file.checksum.hex() {
-            report.present.push(file.name.clone());
-        } else {
-            // A download keeps one `.part` name so that a later fetch can resume it; a mirror
-            // copy is cheap to redo, so it gets a name of its own per process and thread and
-            // concurrent fetches of the same dataset (parallel tests) cannot tear each other's.
-            let part = match source {
-                Source::Download => dest_dir.join(format!("{}.part", file.name)),
-                Source::Mirror(_) => dest_dir.join(format!(
-                    "{}.part-{}-{:?}",
-                    file.name,
-                    std::process::id(),
-                    std::thread::current().id()
-                )),
-            };
-            match source {
-                Source::Download => download(manifest, file, &part)?,
-                Source::Mirror(mirror) => {
-                    let from = mirror.join(&manifest.mirror_dir).join(&file.name);
-                    copy_with_progress(&from, &part, file)?;
+    if manifest.format == Format::Weights {
+        for role in manifest.roles() {
+            let mut last = None;
+            for file in manifest.files.iter().filter(|f| f.role == role) {
+                match fetch_file(manifest, file, &dest_dir, source, &mut report) {
+                    Ok(()) => {
+                        last = None;
+                        break;
+                    }
+                    Err(e) => last = Some(e),
                 }
             }
-            verify(&part, file)?;
-            std::fs::rename(&part, &dest).map_err(|e| DataError::io(&dest, e))?;
-            report.fetched.push(file.name.clone());
+            if let Some(e) = last {
+                return Err(e);
+            }
         }
-        if let Some(kind) = file.unpack {
-            unpack(&dest, kind, &dest_dir)?;
-        }
+        return Ok(report);
+    }
+    for file in &manifest.files {
+        fetch_file(manifest, file, &dest_dir, source, &mut report)?;
     }
     Ok(report)
+}
+
+/// One file into `dest_dir`: kept when present and verified, else fetched, verified and
+/// renamed into place; archives are unpacked.
+fn fetch_file(
+    manifest: &Manifest,
+    file: &FileEntry,
+    dest_dir: &Path,
+    source: &Source,
+    report: &mut FetchReport,
+) -> Result<(), DataError> {
+    let dest = dest_dir.join(&file.name);
+    if dest.is_file() && hash_file(&dest, &file.checksum)? == file.checksum.hex() {
+        report.present.push(file.name.clone());
+    } else {
+        // A download keeps one `.part` name so that a later fetch can resume it; a mirror
+        // copy is cheap to redo, so it gets a name of its own per process and thread and
+        // concurrent fetches of the same dataset (parallel tests) cannot tear each other's.
+        let part = match source {
+            Source::Download => dest_dir.join(format!("{}.part", file.name)),
+            Source::Mirror(_) => dest_dir.join(format!(
+                "{}.part-{}-{:?}",
+                file.name,
+                std::process::id(),
+                std::thread::current().id()
+            )),
+        };
+        match source {
+            Source::Download => download(manifest, file, &part)?,
+            Source::Mirror(mirror) => {
+                let from = mirror.join(&manifest.mirror_dir).join(&file.name);
+                copy_with_progress(&from, &part, file)?;
+            }
+        }
+        verify(&part, file)?;
+        std::fs::rename(&part, &dest).map_err(|e| DataError::io(&dest, e))?;
+        report.fetched.push(file.name.clone());
+    }
+    if let Some(kind) = file.unpack {
+        unpack(&dest, kind, dest_dir)?;
+    }
+    Ok(())
 }
 
 fn bar(len: Option<u64>, name: &str) -> ProgressBar {

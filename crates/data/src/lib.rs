@@ -157,6 +157,55 @@ pub fn ensure(name: &str, dir: &DataDir, mirror: Option<&Path>) -> Result<Manife
     Ok(manifest)
 }
 
+/// Like [`ensure`], then by download where the mirror does not have the dataset (or there is
+/// none): what a fresh clone's tests use, so that they run with network access and, without,
+/// fail naming what to fetch.
+pub fn obtain(name: &str, dir: &DataDir, mirror: Option<&Path>) -> Result<Manifest, DataError> {
+    let manifest = Manifest::builtin(name)?;
+    if manifest.is_present(dir) {
+        return Ok(manifest);
+    }
+    let mut reasons = Vec::new();
+    let sources = mirror
+        .map(|m| Source::Mirror(m.to_path_buf()))
+        .into_iter()
+        .chain([Source::Download]);
+    for source in sources {
+        match fetch(&manifest, dir, &source) {
+            Ok(_) => return Ok(manifest),
+            Err(e) => reasons.push(match source {
+                Source::Mirror(m) => format!("mirror {}: {e}", m.display()),
+                Source::Download => format!("download: {e}"),
+            }),
+        }
+    }
+    Err(DataError::Unobtainable {
+        dataset: name.to_string(),
+        dir: dir.dataset(name),
+        reasons: reasons.join("; "),
+    })
+}
+
+/// The weights file of the MixTrain authors' network `role` (`mixtrain-eps0.3` or `baseline`,
+/// see `datasets/mixtrain-reference.toml`), obtained as [`obtain`] does: a path that
+/// `Network::load_weights` reads, whichever form (`.pth` or safetensors) was obtained.
+pub fn reference_weights(
+    role: &str,
+    dir: &DataDir,
+    mirror: Option<&Path>,
+) -> Result<PathBuf, DataError> {
+    let manifest = obtain("mixtrain-reference", dir, mirror)?;
+    manifest
+        .weights(role, dir)
+        .ok_or_else(|| DataError::Manifest {
+            manifest: manifest.name.clone(),
+            message: format!(
+                "no network with role {role:?}; roles: {}",
+                manifest.roles().collect::<Vec<_>>().join(", ")
+            ),
+        })
+}
+
 /// Reads a whole file, decompressing it when it is gzip (magic `1f 8b`), so that every reader
 /// takes raw or `.gz` files alike. A damaged or cut gzip stream is reported as corrupt.
 pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {

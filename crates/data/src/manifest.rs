@@ -20,6 +20,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "tiny-imagenet-200",
         include_str!("../manifests/tiny-imagenet-200.toml"),
     ),
+    (
+        "mixtrain-reference",
+        include_str!("../manifests/mixtrain-reference.toml"),
+    ),
 ];
 
 /// How a dataset's files are laid out.
@@ -32,6 +36,9 @@ pub enum Format {
     CifarBinary,
     /// A folder of images per class (Tiny-ImageNet-200's official layout).
     ImageFolder,
+    /// Network weights, one network per role. A role listed twice is the same network in two
+    /// forms (the publisher's download and a mirror's converted copy); either one satisfies it.
+    Weights,
 }
 
 /// An archive that is unpacked into the dataset directory once verified.
@@ -239,7 +246,7 @@ impl Manifest {
                 }
                 (Vec::new(), Vec::new())
             }
-            (Format::ImageFolder, _) => (Vec::new(), Vec::new()),
+            (Format::ImageFolder | Format::Weights, _) => (Vec::new(), Vec::new()),
         };
         Ok(Manifest {
             name: raw.name,
@@ -263,9 +270,33 @@ impl Manifest {
             })
     }
 
-    /// Whether every file the readers need is in the data directory.
+    /// Whether every file the readers need is in the data directory (for weights: one file of
+    /// every role).
     pub fn is_present(&self, dir: &DataDir) -> bool {
-        self.needed_paths(dir).iter().all(|p| p.is_file())
+        match self.format {
+            Format::Weights => self.roles().all(|role| self.weights(role, dir).is_some()),
+            _ => self.needed_paths(dir).iter().all(|p| p.is_file()),
+        }
+    }
+
+    /// The roles of the files, each once, in the manifest's order.
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| !self.files[..*i].iter().any(|g| g.role == f.role))
+            .map(|(_, f)| f.role.as_str())
+    }
+
+    /// The first file of `role` in the data directory, in the manifest's order (not verified
+    /// here: [`fetch`](crate::fetch) verifies what it writes).
+    pub fn weights(&self, role: &str, dir: &DataDir) -> Option<PathBuf> {
+        let base = dir.dataset(&self.name);
+        self.files
+            .iter()
+            .filter(|f| f.role == role)
+            .map(|f| base.join(&f.name))
+            .find(|p| p.is_file())
     }
 
     fn needed_paths(&self, dir: &DataDir) -> Vec<PathBuf> {
@@ -279,6 +310,7 @@ impl Manifest {
                 .map(|f| base.join(f))
                 .collect(),
             Format::ImageFolder => vec![base.join(&self.files[0].name)],
+            Format::Weights => Vec::new(),
         }
     }
 
@@ -304,6 +336,10 @@ impl Manifest {
                 cifar::read_cifar10(&paths)
             }
             Format::ImageFolder => image_folder::read(&image_folder::root(&base), split),
+            Format::Weights => Err(DataError::Manifest {
+                manifest: self.name.clone(),
+                message: "holds network weights, not images (see Manifest::weights)".into(),
+            }),
         }
     }
 }
