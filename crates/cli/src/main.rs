@@ -17,8 +17,8 @@ use mixtrain_train::{CostOptions, Examples, RunOptions, TrainConfig, TrainError,
 
 /// burn-flex allocates each op's output afresh, and the bounds passes make many of tens of MB.
 /// glibc serves those with mmap/munmap, so every op page-faults its output in and the unmaps
-/// shoot down the TLBs of all worker threads: up to half the time of a batch-50 symbolic pass.
-/// mimalloc keeps and reuses the memory (measured: 7.9 -> 3.7 ms per image at batch 50).
+/// shoot down the TLBs of all worker threads. mimalloc keeps and reuses the memory (figures in
+/// docs/performance.md and docs/decisions.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -125,6 +125,27 @@ impl EpochMetrics {
     }
 }
 
+impl RunSummary {
+    /// Writes `summary.json` (atomically).
+    pub(crate) fn write(&self, path: &Path) -> Result<(), TrainError> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| TrainError::io(path)(e.into()))?;
+        write_atomic(path, &json).map_err(TrainError::io(path))
+    }
+
+    /// The run's result in one line.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "test: clean {:.2}%, verified ({}) {:.2}%, PGD {} on {} images; weights in {}",
+            100.0 * self.test_acc,
+            self.final_eval.domain,
+            100.0 * self.final_eval.vra,
+            percent(self.final_eval.pgd_acc),
+            self.test_n,
+            self.weights.display()
+        )
+    }
+}
+
 /// Keeps the lines of `metrics.jsonl` for epochs up to `epoch` (a run killed after logging an
 /// epoch but before its checkpoint logs it again on resume).
 pub(crate) fn truncate_metrics(path: &Path, epoch: usize) -> Result<(), TrainError> {

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 use mixtrain_attack::Pgd;
 use mixtrain_data::{Augment, Batch, DataDir};
 use mixtrain_loss::{AlphaChange, Dmt, Policy, accuracy_count};
-use mixtrain_nn::{Network, write_atomic, zoo};
+use mixtrain_nn::{Network, zoo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -447,21 +447,8 @@ impl<'a> Trainer<'a> {
             peak_memory_mib: peak_memory_mib(),
             weights,
         };
-        let path = self.opts.out.join("summary.json");
-        let json =
-            serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::io(&path)(e.into()))?;
-        write_atomic(&path, &json).map_err(TrainError::io(&path))?;
-        if !self.opts.quiet {
-            eprintln!(
-                "test: clean {:.2}%, verified ({}) {:.2}%, PGD {} on {} images; weights in {}",
-                100.0 * summary.test_acc,
-                summary.final_eval.domain,
-                100.0 * summary.final_eval.vra,
-                percent(summary.final_eval.pgd_acc),
-                summary.test_n,
-                summary.weights.display()
-            );
-        }
+        summary.write(&self.opts.out.join("summary.json"))?;
+        self.say(summary.line());
         Ok(summary)
     }
 }

@@ -3,8 +3,8 @@
 //! eps ramp; one interval pass serves both bounds.
 
 use burn::tensor::{Int, Tensor};
-use mixtrain_bounds::{DomainKind, InputSet, interval_and_crown};
-use mixtrain_loss::{cross_entropy, interpolate, robust_cross_entropy};
+use mixtrain_bounds::{DomainKind, interval_and_crown};
+use mixtrain_loss::{interpolate, robust_cross_entropy};
 use mixtrain_nn::Network;
 use rand::RngCore;
 
@@ -22,10 +22,8 @@ impl Rule for CrownIbp {
         ctx: &StepContext,
         _rng: &mut dyn RngCore,
     ) -> Result<Terms, TrainError> {
-        let logits = model.forward(x.clone());
-        let natural = cross_entropy(logits.clone(), y.clone());
-        let robust = if ctx.robust_wanted() {
-            let set = InputSet::linf(x, ctx.eps as f32, ctx.config.input_domain)?;
+        ctx.natural_and_robust(model, x, y, |x, y| {
+            let set = ctx.ball(x)?;
             let beta = 1.0 - ctx.progress;
             let margins = if beta > 0.0 {
                 let (ibp, crown) = interval_and_crown(model, &set, y)?;
@@ -33,14 +31,7 @@ impl Rule for CrownIbp {
             } else {
                 DomainKind::Interval.margins(model, &set, y)?
             };
-            Some(robust_cross_entropy(&margins))
-        } else {
-            None
-        };
-        Ok(Terms {
-            natural: Some(natural),
-            robust,
-            logits,
+            Ok(robust_cross_entropy(&margins))
         })
     }
 

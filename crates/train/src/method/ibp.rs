@@ -2,8 +2,8 @@
 //! cross-entropy of the interval bounds on the whole batch.
 
 use burn::tensor::{Int, Tensor};
-use mixtrain_bounds::{DomainKind, InputSet};
-use mixtrain_loss::{cross_entropy, robust_cross_entropy};
+use mixtrain_bounds::DomainKind;
+use mixtrain_loss::robust_cross_entropy;
 use mixtrain_nn::Network;
 use rand::RngCore;
 
@@ -21,20 +21,9 @@ impl Rule for Ibp {
         ctx: &StepContext,
         _rng: &mut dyn RngCore,
     ) -> Result<Terms, TrainError> {
-        let logits = model.forward(x.clone());
-        let natural = cross_entropy(logits.clone(), y.clone());
-        let robust = if ctx.robust_wanted() {
-            let set = InputSet::linf(x, ctx.eps as f32, ctx.config.input_domain)?;
-            Some(robust_cross_entropy(
-                &DomainKind::Interval.margins(model, &set, y)?,
-            ))
-        } else {
-            None
-        };
-        Ok(Terms {
-            natural: Some(natural),
-            robust,
-            logits,
+        ctx.natural_and_robust(model, x, y, |x, y| {
+            let margins = DomainKind::Interval.margins(model, &ctx.ball(x)?, y)?;
+            Ok(robust_cross_entropy(&margins))
         })
     }
 

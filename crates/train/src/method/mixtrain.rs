@@ -3,8 +3,7 @@
 //! robust approximation), mixed by dynamic mixed training (adaptive by default).
 
 use burn::tensor::{Int, Tensor, TensorData};
-use mixtrain_bounds::InputSet;
-use mixtrain_loss::{Policy, Sra, cross_entropy, robust_cross_entropy};
+use mixtrain_loss::{Policy, Sra, robust_cross_entropy};
 use mixtrain_nn::Network;
 use rand::RngCore;
 
@@ -22,10 +21,8 @@ impl Rule for Mixtrain {
         ctx: &StepContext,
         mut rng: &mut dyn RngCore,
     ) -> Result<Terms, TrainError> {
-        let logits = model.forward(x.clone());
-        let natural = cross_entropy(logits.clone(), y.clone());
-        let robust = if ctx.robust_wanted() {
-            let config = ctx.config;
+        let config = ctx.config;
+        ctx.natural_and_robust(model, x, y, |x, y| {
             let sra = Sra {
                 k: config.k,
                 replacement: config.replacement,
@@ -37,22 +34,11 @@ impl Rule for Mixtrain {
                 .collect();
             let k = picked.len();
             let index = Tensor::<1, Int>::from_data(TensorData::new(picked, [k]), &y.device());
-            let set = InputSet::linf(
-                x.select(0, index.clone()),
-                ctx.eps as f32,
-                config.input_domain,
-            )?;
+            let set = ctx.ball(x.select(0, index.clone()))?;
             let margins = config
                 .train_domain()
                 .margins(model, &set, y.select(0, index))?;
-            Some(robust_cross_entropy(&margins))
-        } else {
-            None
-        };
-        Ok(Terms {
-            natural: Some(natural),
-            robust,
-            logits,
+            Ok(robust_cross_entropy(&margins))
         })
     }
 

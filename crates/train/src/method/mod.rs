@@ -11,8 +11,8 @@ mod natural;
 mod pgd;
 
 use burn::tensor::{Int, Tensor};
-use mixtrain_bounds::DomainKind;
-use mixtrain_loss::{Mix, Policy};
+use mixtrain_bounds::{DomainKind, InputSet};
+use mixtrain_loss::{Mix, Policy, cross_entropy};
 use mixtrain_nn::Network;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -158,6 +158,37 @@ impl StepContext<'_> {
     /// Whether the robust term is wanted this step.
     pub fn robust_wanted(&self) -> bool {
         self.eps > 0.0 && self.mix.robust > 0.0
+    }
+
+    /// The step's L_inf balls around `x`, clipped to the configured input domain.
+    pub fn ball(&self, x: Tensor<4>) -> Result<InputSet, TrainError> {
+        Ok(InputSet::linf(
+            x,
+            self.eps as f32,
+            self.config.input_domain,
+        )?)
+    }
+
+    /// The shape of a certified method's step: the natural term on the clean batch, and
+    /// `robust(x, y)` when the step wants it.
+    pub fn natural_and_robust(
+        &self,
+        model: &Network,
+        x: Tensor<4>,
+        y: Tensor<1, Int>,
+        robust: impl FnOnce(Tensor<4>, Tensor<1, Int>) -> Result<Tensor<1>, TrainError>,
+    ) -> Result<Terms, TrainError> {
+        let logits = model.forward(x.clone());
+        let natural = cross_entropy(logits.clone(), y.clone());
+        let robust = match self.robust_wanted() {
+            true => Some(robust(x, y)?),
+            false => None,
+        };
+        Ok(Terms {
+            natural: Some(natural),
+            robust,
+            logits,
+        })
     }
 }
 
