@@ -13,8 +13,8 @@
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{ActShape, Conv2d, Layer, Linear, Network, Residual};
 
-use crate::domain::{PreRelu, body_and_last, forward_recording, shape_error};
-use crate::numeric::{ReluRelaxation, apply, conv_adjoint, dot, flat_channels, fold_spec};
+use crate::domain::{PreRelu, body_and_last, channel_affine, forward_recording, shape_error};
+use crate::numeric::{ReluRelaxation, apply, conv_adjoint, dot, fold_spec};
 use crate::{BoundsError, Domain, InputSet, Interval, Margins};
 
 /// Margin lower bounds by CROWN with intermediate bounds from domain `D`.
@@ -96,6 +96,10 @@ impl Backward {
         }
         let mut f = self;
         for (layer, (input, output)) in layers.iter().zip(shapes).rev() {
+            if let Some((scale, shift)) = channel_affine(layer, input, &f.lambda.device()) {
+                f = f.channel_affine(scale, shift);
+                continue;
+            }
             let images = input.image().zip(output.image());
             f = match (layer, images) {
                 (Layer::Linear(l), _) => f.linear(l),
@@ -110,14 +114,6 @@ impl Backward {
                         message: "fewer ReLU bounds recorded than ReLUs".into(),
                     })?;
                     f.relu(lower, upper)
-                }
-                (Layer::Normalize(n), Some((shape, _))) => {
-                    let (scale, shift) = n.affine(&f.lambda.device());
-                    f.channel_affine(scale, shift, shape)
-                }
-                (Layer::BatchNorm2d(b), Some((shape, _))) => {
-                    let (scale, shift) = b.affine();
-                    f.channel_affine(scale, shift, shape)
                 }
                 (Layer::Flatten(_), _) => f,
                 (Layer::Residual(block), _) => f.residual(block, input, pre_relu)?,
@@ -175,10 +171,10 @@ impl Backward {
         Self { lambda, bias }
     }
 
-    fn channel_affine(self, scale: Tensor<1>, shift: Tensor<1>, shape: [usize; 3]) -> Self {
-        let bias = self.bias + apply(self.lambda.clone(), flat_channels(shift, shape));
+    fn channel_affine(self, scale: Tensor<2>, shift: Tensor<2>) -> Self {
+        let bias = self.bias + apply(self.lambda.clone(), shift);
         Self {
-            lambda: self.lambda * flat_channels(scale, shape).unsqueeze_dim(0),
+            lambda: self.lambda * scale.unsqueeze_dim(0),
             bias,
         }
     }

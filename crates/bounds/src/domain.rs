@@ -4,6 +4,7 @@
 use burn::tensor::{Device, Int, Tensor};
 use mixtrain_nn::{ActShape, Conv2d, Layer, Linear, Network};
 
+use crate::numeric::flat_channels;
 use crate::{BoundsError, InputSet, Margins};
 
 /// An abstract domain: a representation of a set of activations for a batch, with one
@@ -22,14 +23,10 @@ pub trait Domain: Sized + Clone {
     /// The input set, before any layer.
     fn input(set: &InputSet) -> Self;
 
-    /// A per-channel affine map `x * scale + shift` (`[c]` each; `scale` may be negative) on a
-    /// `[c, h, w]` image: input normalisation, and batch normalisation in evaluation mode.
-    fn channel_affine(
-        self,
-        _scale: Tensor<1>,
-        _shift: Tensor<1>,
-        _shape: [usize; 3],
-    ) -> Result<Self, BoundsError> {
+    /// A per-channel affine map `x * scale + shift` on an image, given per feature (`[1,
+    /// features]`, each channel's value repeated over its positions; `scale` may be negative):
+    /// input normalisation, and batch normalisation in evaluation mode.
+    fn channel_affine(self, _scale: Tensor<2>, _shift: Tensor<2>) -> Result<Self, BoundsError> {
         Err(unsupported(
             "channel affine (normalize, batch_norm)",
             Self::NAME,
@@ -176,6 +173,18 @@ pub(crate) fn shape_error(layer: &Layer, input: ActShape) -> BoundsError {
     }
 }
 
+/// A per-channel affine layer's map (from `mixtrain-nn`) per feature of its image input,
+/// `[1, features]` each; `None` for other layers.
+pub(crate) fn channel_affine(
+    layer: &Layer,
+    input: ActShape,
+    device: &Device,
+) -> Option<(Tensor<2>, Tensor<2>)> {
+    let shape = input.image()?;
+    let (scale, shift) = layer.channel_affine(device)?;
+    Some((flat_channels(scale, shape), flat_channels(shift, shape)))
+}
+
 /// The rule of `layer` in `D`, the layer's shapes checked.
 fn apply_layer<D: Domain>(
     state: D,
@@ -185,15 +194,10 @@ fn apply_layer<D: Domain>(
     before_relu: &mut impl FnMut(&Tensor<2>, &Tensor<2>),
 ) -> Result<D, BoundsError> {
     let images = input.image().zip(output.image());
+    if let Some((scale, shift)) = channel_affine(layer, input, &state.device()) {
+        return state.channel_affine(scale, shift);
+    }
     match (layer, images) {
-        (Layer::Normalize(n), Some((shape, _))) => {
-            let (scale, shift) = n.affine(&state.device());
-            state.channel_affine(scale, shift, shape)
-        }
-        (Layer::BatchNorm2d(b), Some((shape, _))) => {
-            let (scale, shift) = b.affine();
-            state.channel_affine(scale, shift, shape)
-        }
         (Layer::Conv2d(conv), Some((input, output))) => state.conv2d(conv, input, output),
         (Layer::AvgPool2d(pool), Some((input, output))) => {
             let conv = pool.as_conv(input[0], &state.device());

@@ -4,7 +4,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::{Device, Int, Tensor, activation::relu};
 use mixtrain_nn::{Conv2d, Linear};
 
-use crate::numeric::{apply, flat_channels, fold_spec, image};
+use crate::numeric::{apply, fold_spec, image};
 use crate::{BoundsError, Domain, InputSet};
 
 /// Each neuron in `[c - r, c + r]`. Affine layers map the centre exactly and the radius by
@@ -25,13 +25,7 @@ impl Domain for Interval {
         Self { centre, radius }
     }
 
-    fn channel_affine(
-        self,
-        scale: Tensor<1>,
-        shift: Tensor<1>,
-        shape: [usize; 3],
-    ) -> Result<Self, BoundsError> {
-        let (scale, shift) = (flat_channels(scale, shape), flat_channels(shift, shape));
+    fn channel_affine(self, scale: Tensor<2>, shift: Tensor<2>) -> Result<Self, BoundsError> {
         Ok(Self {
             centre: self.centre * scale.clone() + shift,
             radius: self.radius * scale.abs(),

@@ -24,7 +24,7 @@ use mixtrain_nn::{Conv2d, Linear, Network};
 use self::patches::TwoConv;
 use self::sources::{Adjoints, Coeffs, Op, Source, SourceRows, has_patch_rule};
 use crate::domain::forward;
-use crate::numeric::{ReluRelaxation, apply, flat_channels, fold_spec, image};
+use crate::numeric::{ReluRelaxation, apply, fold_spec, image};
 use crate::{BoundsError, Domain, InputSet, Margins};
 
 /// Each neuron is `z_j = c_j + sum_i A[i, j] r_i eta_i + sum_k E[k, j] mu_k xi_k` with every
@@ -54,13 +54,7 @@ impl Domain for Symbolic {
         }
     }
 
-    fn channel_affine(
-        self,
-        scale: Tensor<1>,
-        shift: Tensor<1>,
-        shape: [usize; 3],
-    ) -> Result<Self, BoundsError> {
-        let (scale, shift) = (flat_channels(scale, shape), flat_channels(shift, shape));
+    fn channel_affine(self, scale: Tensor<2>, shift: Tensor<2>) -> Result<Self, BoundsError> {
         let centre = self.centre.clone() * scale.clone() + shift;
         Ok(self.append(centre, Op::Scale(scale)))
     }
