@@ -58,13 +58,75 @@ pub(crate) fn bound(
     labels: &Tensor<1, Int>,
     pre_relu: PreRelu,
 ) -> Result<Tensor<2>, BoundsError> {
+    bound_with(net, set, labels, adaptive(pre_relu))
+}
+
+/// A ReLU's pre-activation bounds `[n, d]` and the slopes `alpha` of the lower lines of its
+/// unstable neurons, `[n, specs, d]` (one per row of the function carried back, alpha-CROWN)
+/// or `[n, 1, d]` (shared, CROWN). Any `alpha` in `[0, 1]` gives a sound bound; the
+/// stable neurons' lines are exact whatever `alpha` holds there.
+pub(crate) struct ReluLines {
+    pub lower: Tensor<2>,
+    pub upper: Tensor<2>,
+    pub alpha: Tensor<3>,
+}
+
+/// CROWN's adaptive lower slopes, `alpha = [u >= -l]`, which minimise the area of the relaxation.
+pub(crate) fn adaptive(pre_relu: PreRelu) -> Vec<ReluLines> {
+    pre_relu
+        .into_iter()
+        .map(|(lower, upper)| {
+            let alpha = upper
+                .clone()
+                .greater_equal(lower.clone().neg())
+                .float()
+                .unsqueeze_dim(1);
+            ReluLines {
+                lower,
+                upper,
+                alpha,
+            }
+        })
+        .collect()
+}
+
+/// The margin lower bounds `[n, classes]` with the given lines at every ReLU.
+pub(crate) fn bound_with(
+    net: &Network,
+    set: &InputSet,
+    labels: &Tensor<1, Int>,
+    mut relus: Vec<ReluLines>,
+) -> Result<Tensor<2>, BoundsError> {
     let (body, last) = body_and_last(net, set, labels)?;
     let (lambda, bias) = fold_spec(last, labels); // [n, classes, d], [n, classes]
-    let mut pre_relu = pre_relu;
     let input = ActShape::Image(net.architecture().input);
-    let f = Backward { lambda, bias }.layers(body, input, &mut pre_relu)?;
-    let (centre, radius) = set.centre_radius();
-    Ok(f.bias + apply(f.lambda.clone(), centre) - apply(f.lambda.abs(), radius))
+    let f = Backward { lambda, bias }.layers(body, input, &mut relus)?;
+    Ok(f.minimum(set))
+}
+
+/// Lower and upper bounds `[n, d]` of the output of `layers` (the first layers of a network
+/// whose input has shape `input`), each neuron bounded by a backward pass of its own, with
+/// `relus` the lines of the ReLUs among `layers`, their `alpha` `[n, 2 d, ..]`: the rows
+/// `0..d` bound the neurons from below, `d..2d` from above.
+pub(crate) fn bound_neurons(
+    layers: &[Layer],
+    input: ActShape,
+    set: &InputSet,
+    mut relus: Vec<ReluLines>,
+    d: usize,
+) -> Result<(Tensor<2>, Tensor<2>), BoundsError> {
+    let n = set.len();
+    let device = set.lower.device();
+    let eye = Tensor::<2>::eye(d, &device);
+    let lambda = Tensor::cat(vec![eye.clone(), eye.neg()], 0)
+        .unsqueeze_dim::<3>(0)
+        .expand([n, 2 * d, d]);
+    let bias = Tensor::zeros([n, 2 * d], &device);
+    let f = Backward { lambda, bias }.layers(layers, input, &mut relus)?;
+    let both = f.minimum(set);
+    let lower = both.clone().slice([0..n, 0..d]);
+    let upper = both.slice([0..n, d..2 * d]).neg();
+    Ok((lower, upper))
 }
 
 /// The linear function being carried backwards: `lambda . z + bias` over the current neurons
@@ -77,13 +139,13 @@ struct Backward {
 
 impl Backward {
     /// Carries the function back through `layers` (whose input has shape `input`), consuming
-    /// the bounds of their ReLUs from the end of `pre_relu`: the one place a layer is matched to
+    /// the bounds of their ReLUs from the end of `relus`: the one place a layer is matched to
     /// its backward rule.
     fn layers(
         self,
         layers: &[Layer],
         input: ActShape,
-        pre_relu: &mut PreRelu,
+        relus: &mut Vec<ReluLines>,
     ) -> Result<Self, BoundsError> {
         let mut shapes = Vec::with_capacity(layers.len());
         let mut shape = input;
@@ -109,14 +171,14 @@ impl Backward {
                     f.conv2d(&conv, input, output)
                 }
                 (Layer::Relu(_), _) => {
-                    let (lower, upper) = pre_relu.pop().ok_or_else(|| BoundsError::Network {
+                    let lines = relus.pop().ok_or_else(|| BoundsError::Network {
                         model: String::new(),
                         message: "fewer ReLU bounds recorded than ReLUs".into(),
                     })?;
-                    f.relu(lower, upper)
+                    f.relu(lines)
                 }
                 (Layer::Flatten(_), _) => f,
-                (Layer::Residual(block), _) => f.residual(block, input, pre_relu)?,
+                (Layer::Residual(block), _) => f.residual(block, input, relus)?,
                 _ => return Err(shape_error(layer, input)),
             };
         }
@@ -154,20 +216,28 @@ impl Backward {
         }
     }
 
-    /// The chord where the coefficient is negative, CROWN's adaptive lower line where positive.
-    fn relu(self, lower: Tensor<2>, upper: Tensor<2>) -> Self {
+    /// The function minimised over the input box in closed form: `[n, specs]`.
+    fn minimum(self, set: &InputSet) -> Tensor<2> {
+        let (centre, radius) = set.centre_radius();
+        self.bias + apply(self.lambda.clone(), centre) - apply(self.lambda.abs(), radius)
+    }
+
+    /// The chord where the coefficient is negative, the lower line `alpha z` where positive;
+    /// stable neurons pass through (active) or vanish (inactive).
+    fn relu(self, lines: ReluLines) -> Self {
+        let ReluLines {
+            lower,
+            upper,
+            alpha,
+        } = lines;
         let relax = ReluRelaxation::new(&lower, &upper);
-        let intercept = relax.intercept(lower.clone());
-        let alpha = upper
-            .clone()
-            .greater_equal(lower.neg())
-            .float()
-            .mask_fill(relax.active, 1.0)
-            .mask_fill(upper.lower_equal_elem(0.0), 0.0);
+        let intercept = relax.intercept(lower);
+        let slope =
+            alpha * relax.unstable.float().unsqueeze_dim(1) + relax.active.float().unsqueeze_dim(1);
         let positive = relu(self.lambda.clone());
         let negative = self.lambda - positive.clone();
         let bias = self.bias + apply(negative.clone(), intercept);
-        let lambda = positive * alpha.unsqueeze_dim(1) + negative * relax.slope.unsqueeze_dim(1);
+        let lambda = positive * slope + negative * relax.slope.unsqueeze_dim(1);
         Self { lambda, bias }
     }
 
@@ -185,16 +255,16 @@ impl Backward {
         self,
         block: &Residual,
         input: ActShape,
-        pre_relu: &mut PreRelu,
+        relus: &mut Vec<ReluLines>,
     ) -> Result<Self, BoundsError> {
         let lambda = self.lambda.clone();
-        let path = self.layers(&block.path, input, pre_relu)?;
+        let path = self.layers(&block.path, input, relus)?;
         let skip = Self {
             lambda,
             bias: path.bias,
         };
         let skip = match &block.skip {
-            Some(conv) => skip.layers(&[Layer::Conv2d(conv.clone())], input, pre_relu)?,
+            Some(conv) => skip.layers(&[Layer::Conv2d(conv.clone())], input, relus)?,
             None => skip,
         };
         Ok(Self {

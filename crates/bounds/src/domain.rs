@@ -239,3 +239,17 @@ pub(crate) fn forward_recording<D: Domain>(
     })?;
     Ok((state, pre_relu))
 }
+
+/// Two domains' bounds in front of every ReLU, intersected neuron by neuron: sound because
+/// both are.
+pub(crate) fn intersect(a: &PreRelu, b: &PreRelu) -> PreRelu {
+    a.iter()
+        .zip(b)
+        .map(|((la, ua), (lb, ub))| {
+            (
+                la.clone().max_pair(lb.clone()),
+                ua.clone().min_pair(ub.clone()),
+            )
+        })
+        .collect()
+}

@@ -13,7 +13,7 @@ use mixtrain_nn::{ActShape, Layer, Network, visit_layers};
 
 use crate::domain::forward_recording;
 use crate::registry::Family;
-use crate::{BoundsError, DomainKind, InputSet, Interval, Symbolic};
+use crate::{AlphaCrown, BoundsError, DomainKind, InputSet, Interval, Symbolic};
 
 /// Tensors of one layer alive at once in a bounding pass (its input, its output and an
 /// intermediate of the rule, e.g. the conv's reshaped input). Calibrated against measured
@@ -29,7 +29,7 @@ fn kept(family: Family) -> u64 {
     match family {
         Family::Interval => 2,
         Family::Symbolic => 1,
-        Family::Crown => 4,
+        Family::Crown | Family::Alpha => 4,
     }
 }
 
@@ -81,14 +81,18 @@ struct Tally {
     symbolic: (u64, u64),
     crown: (u64, u64),
     interval: (u64, u64),
+    alpha: (u64, u64),
 }
 
 impl Tally {
-    fn add(&mut self, symbols: u64, classes: u64, features: u64) {
+    /// One layer's output of `features`, with `symbols` symbolic rows, `classes` CROWN rows
+    /// and `alpha_rows` rows of alpha-CROWN's intermediate backward passes.
+    fn add(&mut self, symbols: u64, classes: u64, alpha_rows: u64, features: u64) {
         for (family, size) in [
             (&mut self.symbolic, symbols * features),
             (&mut self.crown, classes * features),
             (&mut self.interval, 4 * features),
+            (&mut self.alpha, alpha_rows * features),
         ] {
             family.0 = family.0.max(size);
             family.1 += size;
@@ -100,6 +104,7 @@ impl Tally {
             Family::Interval => self.interval,
             Family::Symbolic => self.symbolic,
             Family::Crown => self.crown,
+            Family::Alpha => self.alpha,
         }
     }
 }
@@ -118,13 +123,14 @@ pub fn footprint(
     let classes = net.architecture().classes as u64;
     let mut symbols = input.features() as u64;
     let mut tally = Tally::default();
+    let alpha_rows = alpha_neuron_rows(net, input)?;
     // every layer but the flatten (which moves nothing) holds its output
     visit_layers(&net.layers, input, &mut |layer, _, output| {
         if let Layer::Relu(_) = layer {
             symbols += unstable.next().unwrap_or(0) as u64;
         }
         if !matches!(layer, Layer::Flatten(_)) {
-            tally.add(symbols, classes, output.features() as u64);
+            tally.add(symbols, classes, alpha_rows, output.features() as u64);
         }
     })
     .map_err(|message| BoundsError::Network {
@@ -133,8 +139,40 @@ pub fn footprint(
     })?;
     let families = domain.families();
     let sum = |bytes: &dyn Fn(Family) -> u64| families.iter().map(|f| bytes(*f)).sum::<u64>() * 4;
+    // alpha-CROWN keeps the margins' graph for the gradient of the slopes even when it only
+    // verifies; its intermediate passes hold one layer at a time
+    let eval = |f: Family| match f {
+        Family::Alpha => tally.crown.1 * kept(f) + tally.alpha.0 * LIVE_PER_LAYER,
+        _ => tally.of(f).0 * LIVE_PER_LAYER,
+    };
+    let train = |f: Family| match f {
+        Family::Alpha => (tally.crown.1 + tally.alpha.1) * kept(f),
+        _ => tally.of(f).1 * kept(f),
+    };
     Ok(Footprint {
-        eval_bytes: sum(&|f| tally.of(f).0 * LIVE_PER_LAYER),
-        train_bytes: sum(&|f| tally.of(f).1 * kept(f)),
+        eval_bytes: sum(&eval),
+        train_bytes: sum(&train),
     })
+}
+
+/// The rows alpha-CROWN's intermediate bounds carry back with the default settings: two per
+/// neuron of every ReLU layer narrow enough to be tightened but the first, an over-count
+/// (nested ReLUs included, every row counted through every layer).
+fn alpha_neuron_rows(net: &Network, input: ActShape) -> Result<u64, BoundsError> {
+    let limit = AlphaCrown::default().intermediate;
+    let mut rows = 0;
+    let mut seen = 0;
+    visit_layers(&net.layers, input, &mut |layer, _, output| {
+        if let Layer::Relu(_) = layer {
+            if seen > 0 && output.features() <= limit {
+                rows += 2 * output.features() as u64;
+            }
+            seen += 1;
+        }
+    })
+    .map_err(|message| BoundsError::Network {
+        model: net.architecture().name.clone(),
+        message,
+    })?;
+    Ok(rows)
 }

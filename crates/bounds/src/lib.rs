@@ -21,17 +21,19 @@
 //! - [`DomainKind::Crown`]: CROWN's backward linear relaxation of the margin specification
 //!   with intermediate bounds from `Interval` (CROWN-IBP's bound), and
 //!   [`DomainKind::CrownSymbolic`], the same with intermediate bounds from `Symbolic`.
+//! - [`AlphaCrown`]: CROWN with the ReLUs' lower slopes optimised by projected gradient ascent
+//!   on the margin bounds, on the points CROWN leaves undecided.
 //! - [`DomainKind::Best`]: the intersection of all of them, neuron by neuron, never looser than
 //!   any one.
 //!
 //! [`DomainKind`] names them at run time (`"interval"`, `"symbolic"`, `"crown"`,
-//! `"crown-symbolic"`, `"best"`); [`footprint`] estimates the memory one bounded point needs, so
+//! `"crown-symbolic"`, `"alpha-crown"`, `"best"`); [`footprint`] estimates the memory one bounded point needs, so
 //! that a trainer can refuse a configuration before it runs out of memory.
 //!
 //! The modules depend one way: `numeric` (the ReLU relaxation, the adjoint of a convolution,
 //! the specification folded into the last layer) <- `domain` (the [`Domain`] trait and the
 //! forward pass) <- `interval`, `symbolic/` (the domain, then its coefficient storage and
-//! patches) and `crown` (the backward pass) <- `best` <- `registry` ([`DomainKind`]) <-
+//! patches) and `crown` (the backward pass) <- `alpha` (alpha-CROWN) <- `best` <- `registry` ([`DomainKind`]) <-
 //! `footprint`. Shapes come from `mixtrain-nn` ([`Layer::output_shape`]).
 //!
 //! Adding a layer kind touches: its variant in `mixtrain-nn` (`LayerSpec`, `Layer`, and its
@@ -65,6 +67,7 @@
 
 #![warn(missing_docs)]
 
+mod alpha;
 mod best;
 mod crown;
 mod domain;
@@ -77,6 +80,7 @@ mod registry;
 mod spec;
 mod symbolic;
 
+pub use alpha::AlphaCrown;
 pub use best::best_margins;
 pub use crown::interval_and_crown;
 pub use domain::{Domain, margins};

@@ -5,10 +5,12 @@ use burn::tensor::{Int, Tensor};
 use mixtrain_nn::Network;
 use serde::{Deserialize, Serialize};
 
-use crate::{BoundsError, Domain, InputSet, Interval, Margins, Symbolic, best, crown, margins};
+use crate::{
+    AlphaCrown, BoundsError, Domain, InputSet, Interval, Margins, Symbolic, best, crown, margins,
+};
 
 /// The domains by name, for configs and the command line (`interval`, `symbolic`, `crown`,
-/// `crown-symbolic`, `best`); serde and [`FromStr`](std::str::FromStr) read the same names.
+/// `crown-symbolic`, `alpha-crown`, `best`); serde and [`FromStr`](std::str::FromStr) read the same names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DomainKind {
@@ -21,17 +23,20 @@ pub enum DomainKind {
     Crown,
     /// CROWN with symbolic-interval intermediate bounds.
     CrownSymbolic,
+    /// [`AlphaCrown`] with its default settings: CROWN with optimised ReLU slopes.
+    AlphaCrown,
     /// The intersection of the others (see [`crate::best_margins`]).
     Best,
 }
 
 impl DomainKind {
     /// Every domain, in the order the CLI, benches and tests list them.
-    pub const ALL: [DomainKind; 5] = [
+    pub const ALL: [DomainKind; 6] = [
         DomainKind::Interval,
         DomainKind::Symbolic,
         DomainKind::Crown,
         DomainKind::CrownSymbolic,
+        DomainKind::AlphaCrown,
         DomainKind::Best,
     ];
 
@@ -42,6 +47,7 @@ impl DomainKind {
             DomainKind::Symbolic => Symbolic::NAME,
             DomainKind::Crown => "crown",
             DomainKind::CrownSymbolic => "crown-symbolic",
+            DomainKind::AlphaCrown => "alpha-crown",
             DomainKind::Best => "best",
         }
     }
@@ -58,6 +64,7 @@ impl DomainKind {
             DomainKind::Symbolic => margins::<Symbolic>(net, set, labels),
             DomainKind::Crown => crown::margins::<Interval>(net, set, labels),
             DomainKind::CrownSymbolic => crown::margins::<Symbolic>(net, set, labels),
+            DomainKind::AlphaCrown => AlphaCrown::default().margins(net, set, labels),
             DomainKind::Best => best::best_margins(net, set, labels),
         }
     }
@@ -70,12 +77,19 @@ impl DomainKind {
             DomainKind::Symbolic => &[Family::Symbolic],
             DomainKind::Crown => &[Family::Interval, Family::Crown],
             DomainKind::CrownSymbolic => &[Family::Symbolic, Family::Crown],
+            DomainKind::AlphaCrown => &[
+                Family::Interval,
+                Family::Symbolic,
+                Family::Crown,
+                Family::Alpha,
+            ],
             DomainKind::Best => &[
                 Family::Interval,
                 Family::Symbolic,
                 Family::Crown,
                 Family::Crown,
                 Family::Crown,
+                Family::Alpha,
             ],
         }
     }
@@ -92,6 +106,9 @@ pub(crate) enum Family {
     Symbolic,
     /// CROWN's backward rows, `classes x features`.
     Crown,
+    /// alpha-CROWN's rows (the margins' and the optimised intermediate bounds'), kept for the
+    /// gradient of the slopes.
+    Alpha,
 }
 
 impl std::fmt::Display for DomainKind {

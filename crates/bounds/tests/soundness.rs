@@ -4,7 +4,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mixtrain_bounds::{DomainKind, InputDomain, InputSet, Margins};
+use mixtrain_bounds::{AlphaCrown, DomainKind, InputDomain, InputSet, Margins};
 use mixtrain_nn::{Architecture, Backend, LayerSpec, Network};
 use proptest::prelude::*;
 
@@ -134,9 +134,21 @@ fn check(
     labels: &[i64],
     points: &[Tensor<4>],
 ) -> Result<(), TestCaseError> {
-    let y =
-        Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [labels.len()]), &device());
-    let bounds: Margins = domain.margins(net, set, y).unwrap();
+    let bounds = domain.margins(net, set, label_tensor(labels)).unwrap();
+    check_margins(domain.name(), bounds, net, labels, points)
+}
+
+fn label_tensor(labels: &[i64]) -> Tensor<1, Int> {
+    Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [labels.len()]), &device())
+}
+
+fn check_margins(
+    name: &str,
+    bounds: Margins,
+    net: &Network,
+    labels: &[i64],
+    points: &[Tensor<4>],
+) -> Result<(), TestCaseError> {
     let lower: Vec<f32> = bounds.lower.into_data().try_to_vec().unwrap();
     for p in points {
         for (k, (m, lo)) in margins_at(net, p.clone(), labels)
@@ -146,8 +158,7 @@ fn check(
         {
             prop_assert!(
                 *m >= lo - 1e-4 * (1.0 + lo.abs()),
-                "{}: margin {m} below its lower bound {lo} (entry {k})",
-                domain.name()
+                "{name}: margin {m} below its lower bound {lo} (entry {k})"
             );
         }
     }
@@ -213,6 +224,26 @@ proptest! {
         for d in DomainKind::ALL {
             check(d, &net, &set, &labels, &points)?;
         }
+    }
+
+    #[test]
+    fn alpha_crown_is_sound_and_never_looser_than_crown(arch in arch_strategy(), seed in any::<u64>(), eps in 0.0f32..0.3, iterations in 0usize..6, step in 0.01f32..2.0, intermediate in prop_oneof![Just(0usize), Just(usize::MAX)], scale in 1.0f32..4.0) {
+        let dev = device();
+        let net = scaled(Network::init(&arch, seed, &dev).unwrap(), scale);
+        let [c, h, w] = arch.input;
+        let n = 3;
+        let x = Tensor::<4>::from_data(TensorData::new((0..n * c * h * w).map(|i| (((i as u64 * 2246822519) ^ seed) % 1000) as f32 / 1000.0).collect::<Vec<f32>>(), [n, c, h, w]), &dev);
+        let set = InputSet::linf(x, eps, InputDomain::Unit).unwrap();
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i + seed as i64).rem_euclid(arch.classes as i64)).collect();
+        let alpha = AlphaCrown { iterations, step, intermediate };
+        let margins = alpha.margins(&net, &set, label_tensor(&labels)).unwrap();
+        let crown: Vec<f32> = DomainKind::Crown.margins(&net, &set, label_tensor(&labels)).unwrap().lower.into_data().try_to_vec().unwrap();
+        let optimised: Vec<f32> = margins.lower.clone().into_data().try_to_vec().unwrap();
+        for (a, c) in optimised.iter().zip(crown) {
+            prop_assert!(*a >= c, "alpha-crown {a} looser than crown {c}");
+        }
+        let points = sample_points(&net, &set, &labels, seed);
+        check_margins("alpha-crown", margins, &net, &labels, &points)?;
     }
 
     #[test]

@@ -151,7 +151,8 @@ struct EvalArgs {
     /// `verified_acc`.
     #[arg(long)]
     eps: Option<f64>,
-    /// Bound domain for --eps: interval, symbolic, crown (CROWN-IBP), crown-symbolic or best
+    /// Bound domain for --eps: interval, symbolic, crown (CROWN-IBP), crown-symbolic,
+    /// alpha-crown (optimised slopes) or best
     /// [default: the evaluation protocol's, best].
     #[arg(long, requires = "eps")]
     domain: Option<DomainKind>,
@@ -390,7 +391,7 @@ struct CostArgs {
     /// when absent.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// interval, symbolic, crown, crown-symbolic or best.
+    /// interval, symbolic, crown, crown-symbolic, alpha-crown or best.
     #[arg(long)]
     domain: DomainKind,
     #[arg(long)]

@@ -110,7 +110,7 @@ pub struct VerifyResult {
     pub n: usize,
     /// The L_inf radius, in pixel units.
     pub eps: f64,
-    /// The bounds domain's name (`interval`, `symbolic`, `crown`, `crown-symbolic`, `best`).
+    /// The bounds domain's name (`interval`, `symbolic`, `crown`, `crown-symbolic`, `alpha-crown`, `best`).
     pub domain: &'static str,
     /// The box pixels are clipped to: `unit` (`[0, 1]`) or `image` (each image's own range).
     pub input_domain: &'static str,

@@ -18,7 +18,10 @@ pub const VERIFY_DOMAIN: DomainKind = DomainKind::Best;
 pub fn bound_batch_size(domain: DomainKind) -> usize {
     match domain {
         DomainKind::Interval | DomainKind::Crown => 50,
-        DomainKind::Symbolic | DomainKind::CrownSymbolic | DomainKind::Best => 5,
+        DomainKind::Symbolic
+        | DomainKind::CrownSymbolic
+        | DomainKind::AlphaCrown
+        | DomainKind::Best => 5,
     }
 }
 

@@ -1,0 +1,350 @@
+//! alpha-CROWN: CROWN with the lower slopes of the unstable ReLUs optimised.
+//!
+//! CROWN bounds an unstable ReLU from below by `alpha z` with `alpha = [u >= -l]`, but every
+//! `alpha` in `[0, 1]` gives a sound line, and the best choice depends on the margin being
+//! bounded. alpha-CROWN (Xu et al., ICLR 2021) gives each margin its own slope per neuron,
+//! `[n, classes, d]` per ReLU, starts from CROWN's choice and climbs the margins' lower bounds by
+//! projected gradient ascent (Adam, the slopes clipped back to `[0, 1]` after every step); the
+//! gradient is autodiff's through the backward pass. Every iterate is a sound bound, so the
+//! result is the best bound met so far, never looser than CROWN, and valid wherever the loop
+//! stops.
+//!
+//! Intermediate bounds: each ReLU layer with at most [`AlphaCrown::intermediate`] neurons (and
+//! some ReLU in front of it) first gets its pre-activation bounds tightened by a CROWN backward
+//! pass from its own neurons (`2 d` rows: the lower and upper bound of each), intersected with
+//! the forward domains' bounds; wide layers keep the forward domains' bounds (a backward pass
+//! per neuron costs `2 d` rows through every layer in front). Those bounds are then held fixed:
+//! optimising their slopes jointly with the margins' (as alpha-beta-CROWN does) cost 8x the
+//! time for one more point verified in 200 on MNIST's validation split (`docs/bounds.md`).
+//!
+//! Only the points the cheaper bounds leave undecided are optimised ([`AlphaCrown::refine`]),
+//! and the loop stops once every one of them is verified.
+
+use burn::module::Module;
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
+use mixtrain_nn::{ActShape, Layer, Network};
+use serde::{Deserialize, Serialize};
+
+use crate::crown::{ReluLines, adaptive, bound, bound_neurons, bound_with};
+use crate::domain::{PreRelu, body_and_last, forward_recording, intersect};
+use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
+
+/// Adam's moment decays (the usual ones) and the step's decay per iteration (auto_LiRPA's).
+const BETA1: f32 = 0.9;
+const BETA2: f32 = 0.999;
+const STEP_DECAY: f32 = 0.98;
+
+/// The alpha-CROWN verifier's settings; [`AlphaCrown::margins`] runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlphaCrown {
+    /// Gradient steps on the slopes (0: CROWN with the tightest intermediate bounds).
+    pub iterations: usize,
+    /// Adam's step size on the slopes, decayed by 0.98 per step.
+    pub step: f32,
+    /// The widest ReLU layer whose pre-activation bounds are tightened by a backward pass of
+    /// their own (CROWN's, once, before the slopes are optimised).
+    pub intermediate: usize,
+}
+
+impl Default for AlphaCrown {
+    /// Chosen on MNIST's validation split with the MixTrain authors' eps-0.3 network
+    /// (`docs/bounds.md`).
+    fn default() -> Self {
+        Self {
+            iterations: 10,
+            step: 0.5,
+            intermediate: 128,
+        }
+    }
+}
+
+impl AlphaCrown {
+    /// Lower bounds of the margins: intermediate bounds from interval and symbolic
+    /// (intersected), the slopes optimised, never looser than CROWN (`DomainKind::Crown`).
+    pub fn margins(
+        &self,
+        net: &Network,
+        set: &InputSet,
+        labels: Tensor<1, Int>,
+    ) -> Result<Margins, BoundsError> {
+        let (_, from_interval) = forward_recording::<Interval>(net, set, &labels)?;
+        let (_, from_symbolic) = forward_recording::<Symbolic>(net, set, &labels)?;
+        let lower = self.after_forward(net, set, &labels, from_interval, &from_symbolic)?;
+        Ok(Margins { lower, labels })
+    }
+
+    /// [`AlphaCrown::margins`] from the forward domains' bounds in front of every ReLU: CROWN
+    /// from interval's and from their intersection, then [`AlphaCrown::refine`].
+    pub(crate) fn after_forward(
+        &self,
+        net: &Network,
+        set: &InputSet,
+        labels: &Tensor<1, Int>,
+        from_interval: PreRelu,
+        from_symbolic: &PreRelu,
+    ) -> Result<Tensor<2>, BoundsError> {
+        let pre_relu = intersect(&from_interval, from_symbolic);
+        let crown = bound(net, set, labels, from_interval)?.max_pair(bound(
+            net,
+            set,
+            labels,
+            pre_relu.clone(),
+        )?);
+        self.refine(net, set, labels, pre_relu, crown)
+    }
+
+    /// Tightens the sound margin bounds `lower` `[n, classes]` by optimising the slopes of the
+    /// points `lower` leaves undecided, from the bounds `pre_relu` in front of every ReLU: the
+    /// decided points cost nothing, which is most of a batch at small eps.
+    fn refine(
+        &self,
+        net: &Network,
+        set: &InputSet,
+        labels: &Tensor<1, Int>,
+        pre_relu: PreRelu,
+        lower: Tensor<2>,
+    ) -> Result<Tensor<2>, BoundsError> {
+        let verified = verified(lower.clone(), labels)?;
+        let undecided: Vec<i64> = (0..verified.len() as i64)
+            .filter(|&i| !verified[i as usize])
+            .collect();
+        if undecided.is_empty() {
+            return Ok(lower);
+        }
+        let len = undecided.len();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(undecided, [len]), &lower.device());
+        let subset = InputSet {
+            lower: set.lower.clone().select(0, rows.clone()),
+            upper: set.upper.clone().select(0, rows.clone()),
+        };
+        let bounds = pre_relu
+            .iter()
+            .map(|(l, u)| {
+                (
+                    l.clone().select(0, rows.clone()),
+                    u.clone().select(0, rows.clone()),
+                )
+            })
+            .collect();
+        let labels = labels.clone().select(0, rows.clone());
+        let old = lower.clone().select(0, rows.clone());
+        let gain = (self.optimise(net, &subset, &labels, bounds)? - old).clamp_min(0.0);
+        Ok(lower.select_assign(0, rows, gain, IndexingUpdateOp::Add))
+    }
+
+    /// The margin lower bounds `[n, classes]` at the best slopes met while optimising them,
+    /// starting from sound bounds `pre_relu` in front of every ReLU. The loop runs without
+    /// autodiff on the network; on an autodiff device the bound is then evaluated once more at
+    /// the best slopes, so its gradient is the margins' at those slopes held fixed (as
+    /// auto_LiRPA's), not through the optimisation.
+    fn optimise(
+        &self,
+        net: &Network,
+        set: &InputSet,
+        labels: &Tensor<1, Int>,
+        pre_relu: PreRelu,
+    ) -> Result<Tensor<2>, BoundsError> {
+        let (body, _) = body_and_last(net, set, labels)?;
+        let input = ActShape::Image(net.architecture().input);
+        let pre_relu = tighten(body, input, set, &self.targets(body, &pre_relu), pre_relu)?;
+        let device = set.lower.device();
+        let tracked = device.is_autodiff();
+        let detached_net;
+        let (plain_net, plain_set, plain_pre) = if tracked {
+            detached_net = net.clone().fork(&device.clone().inner());
+            let set = InputSet {
+                lower: set.lower.clone().inner(),
+                upper: set.upper.clone().inner(),
+            };
+            let pre = pre_relu
+                .iter()
+                .map(|(l, u)| (l.clone().inner(), u.clone().inner()))
+                .collect();
+            (&detached_net, set, pre)
+        } else {
+            (net, set.clone(), pre_relu.clone())
+        };
+        let labels_plain = labels.clone().inner();
+        let classes = net.architecture().classes;
+        let mut alphas: Vec<Tensor<3>> = adaptive(plain_pre.clone())
+            .into_iter()
+            .map(|lines| {
+                let [n, _, d] = lines.alpha.dims();
+                lines.alpha.expand([n, classes, d])
+            })
+            .collect();
+        let mut best_alphas = alphas.clone();
+        let mut best: Option<Tensor<2>> = None;
+        let mut adam = Adam::new(&alphas, self.step);
+        for iteration in 0..=self.iterations {
+            let leaves: Vec<Tensor<3>> = alphas
+                .iter()
+                .map(|a| a.clone().autodiff().require_grad())
+                .collect();
+            let margins = bound_with(
+                plain_net,
+                &plain_set,
+                &labels_plain,
+                lines(&plain_pre, &leaves),
+            )?;
+            let plain = margins.clone().inner();
+            if let Some(previous) = &best {
+                // each margin's row of slopes bounds that margin alone: keep the best row
+                let improved = plain
+                    .clone()
+                    .greater(previous.clone())
+                    .unsqueeze_dim::<3>(2);
+                for (kept, current) in best_alphas.iter_mut().zip(&alphas) {
+                    let mask = improved.clone().expand(current.dims());
+                    *kept = kept.clone().mask_where(mask, current.clone());
+                }
+            }
+            let current = match best {
+                Some(b) => b.max_pair(plain),
+                None => plain,
+            };
+            best = Some(current.clone());
+            if iteration == self.iterations || all_verified(current, &labels_plain)? {
+                break;
+            }
+            let grads = margins.sum().backward();
+            adam.ascend(&mut alphas, leaves.iter().map(|t| t.grad(&grads)).collect());
+        }
+        if tracked {
+            bound_with(net, set, labels, lines(&pre_relu, &best_alphas))
+        } else {
+            Ok(best.expect("at least one evaluation"))
+        }
+    }
+
+    /// The top-level ReLUs whose pre-activation bounds are tightened: at most
+    /// [`AlphaCrown::intermediate`] neurons and some ReLU in front (the first layer's bounds
+    /// are exact already).
+    fn targets(&self, body: &[Layer], pre_relu: &PreRelu) -> Vec<Target> {
+        let mut targets = Vec::new();
+        let mut relu = 0;
+        for (layer, kind) in body.iter().enumerate() {
+            if let Layer::Relu(_) = kind {
+                let neurons = pre_relu[relu].0.dims()[1];
+                if relu > 0 && neurons <= self.intermediate {
+                    targets.push(Target {
+                        layer,
+                        relu,
+                        neurons,
+                    });
+                }
+            }
+            relu += relu_count(std::slice::from_ref(kind));
+        }
+        targets
+    }
+}
+
+/// `pre_relu` with the bounds in front of each target layer tightened, in order, by a CROWN
+/// backward pass from its own neurons (the earlier targets' tightened bounds set the chords).
+fn tighten(
+    body: &[Layer],
+    input: ActShape,
+    set: &InputSet,
+    targets: &[Target],
+    mut pre_relu: PreRelu,
+) -> Result<PreRelu, BoundsError> {
+    for target in targets {
+        let lines = adaptive(pre_relu[..target.relu].to_vec());
+        let (lower, upper) =
+            bound_neurons(&body[..target.layer], input, set, lines, target.neurons)?;
+        let (l, u) = &pre_relu[target.relu];
+        pre_relu[target.relu] = (lower.max_pair(l.clone()), upper.min_pair(u.clone()));
+    }
+    Ok(pre_relu)
+}
+
+/// Which points the margin bounds `lower` verify, read back to the host.
+fn verified(lower: Tensor<2>, labels: &Tensor<1, Int>) -> Result<Vec<bool>, BoundsError> {
+    let margins = Margins {
+        lower,
+        labels: labels.clone(),
+    };
+    margins
+        .verified()
+        .into_data()
+        .try_to_vec::<bool>()
+        .map_err(|e| BoundsError::Input(format!("reading the verified points back: {e:?}")))
+}
+
+/// Whether the margin bounds `lower` verify every point: then no step can change a verdict.
+fn all_verified(lower: Tensor<2>, labels: &Tensor<1, Int>) -> Result<bool, BoundsError> {
+    Ok(verified(lower, labels)?.into_iter().all(|v| v))
+}
+
+/// A ReLU layer whose pre-activation bounds are tightened: its index among the network's
+/// layers and among the ReLUs, and its width.
+struct Target {
+    layer: usize,
+    relu: usize,
+    neurons: usize,
+}
+
+/// The ReLUs among `layers`, nested ones included, in the order the forward pass meets them.
+fn relu_count(layers: &[Layer]) -> usize {
+    layers
+        .iter()
+        .map(|layer| match layer {
+            Layer::Relu(_) => 1,
+            Layer::Residual(block) => relu_count(&block.path),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The first `slopes.len()` ReLUs' lines: their current bounds with the given slopes.
+fn lines(bounds: &PreRelu, slopes: &[Tensor<3>]) -> Vec<ReluLines> {
+    bounds
+        .iter()
+        .zip(slopes)
+        .map(|((lower, upper), alpha)| ReluLines {
+            lower: lower.clone(),
+            upper: upper.clone(),
+            alpha: alpha.clone(),
+        })
+        .collect()
+}
+
+/// Adam on the slopes, ascending, each step projected back onto `[0, 1]`.
+struct Adam {
+    step: f32,
+    t: i32,
+    first: Vec<Tensor<3>>,
+    second: Vec<Tensor<3>>,
+}
+
+impl Adam {
+    fn new(alphas: &[Tensor<3>], step: f32) -> Self {
+        let zeros: Vec<Tensor<3>> = alphas.iter().map(|t| t.zeros_like()).collect();
+        Self {
+            step,
+            t: 0,
+            first: zeros.clone(),
+            second: zeros,
+        }
+    }
+
+    fn ascend(&mut self, alphas: &mut [Tensor<3>], gradients: Vec<Option<Tensor<3>>>) {
+        self.t += 1;
+        let step = self.step * STEP_DECAY.powi(self.t - 1);
+        let (c1, c2) = (1.0 - BETA1.powi(self.t), 1.0 - BETA2.powi(self.t));
+        let slots = alphas
+            .iter_mut()
+            .zip(&mut self.first)
+            .zip(&mut self.second)
+            .zip(gradients);
+        for (((alpha, m), v), g) in slots {
+            let Some(g) = g else { continue };
+            *m = m.clone() * BETA1 + g.clone() * (1.0 - BETA1);
+            *v = v.clone() * BETA2 + g.powi_scalar(2) * (1.0 - BETA2);
+            let update = (m.clone() / c1) / ((v.clone() / c2).sqrt() + 1e-8);
+            *alpha = (alpha.clone() + update * step).clamp(0.0, 1.0);
+        }
+    }
+}
