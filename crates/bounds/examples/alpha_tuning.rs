@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use burn::tensor::{Int, Tensor, TensorData};
-use mixtrain_bounds::{AlphaCrown, DomainKind, InputDomain, InputSet, Margins};
+use mixtrain_bounds::{AlphaCrown, DomainKind, InputDomain, InputSet, Intermediate, Margins};
 use mixtrain_data::{DataDir, Split};
 use mixtrain_nn::{Backend, Network, zoo};
 
@@ -86,15 +86,12 @@ fn main() -> Result<(), Error> {
             Ok(domain.margins(&net, set, labels)?)
         })?;
     }
-    for intermediate in [0, 128] {
-        for (iterations, step) in [
-            (0, 0.0),
-            (5, 0.5),
-            (10, 0.1),
-            (10, 0.5),
-            (20, 0.5),
-            (50, 0.5),
-        ] {
+    for intermediate in [
+        Intermediate::Forward,
+        Intermediate::Crown,
+        Intermediate::Optimised,
+    ] {
+        for (iterations, step) in [(0, 0.0), (10, 0.5), (20, 0.5), (20, 0.1)] {
             let alpha = AlphaCrown {
                 iterations,
                 step,
@@ -102,7 +99,7 @@ fn main() -> Result<(), Error> {
             };
             run(
                 format!(
-                    "alpha-crown: {iterations} iterations, step {step}, intermediate {intermediate}"
+                    "alpha-crown: {iterations} iterations, step {step}, intermediate {intermediate:?}"
                 ),
                 &|set, labels| Ok(alpha.margins(&net, set, labels)?),
             )?;

@@ -9,13 +9,13 @@
 //! result is the best bound met so far, never looser than CROWN, and valid wherever the loop
 //! stops.
 //!
-//! Intermediate bounds: each ReLU layer with at most [`AlphaCrown::intermediate`] neurons (and
-//! some ReLU in front of it) first gets its pre-activation bounds tightened by a CROWN backward
-//! pass from its own neurons (`2 d` rows: the lower and upper bound of each), intersected with
-//! the forward domains' bounds; wide layers keep the forward domains' bounds (a backward pass
-//! per neuron costs `2 d` rows through every layer in front). Those bounds are then held fixed:
-//! optimising their slopes jointly with the margins' (as alpha-beta-CROWN does) cost 8x the
-//! time for one more point verified in 200 on MNIST's validation split (`docs/bounds.md`).
+//! Intermediate bounds ([`Intermediate`]): with the default, every ReLU layer but the first
+//! (whose bounds are exact already) gets the pre-activation bounds of its unstable neurons
+//! tightened by CROWN backward passes from those neurons (`2 m` rows: the lower and upper bound
+//! of each of the `m`), intersected with the forward domains' bounds; stable neurons need no
+//! tighter bounds, and are most of a layer. Those bounds are then held fixed: optimising their
+//! slopes jointly with the margins' (as alpha-beta-CROWN does) cost 8x the time for one more
+//! point verified in 200 on MNIST's validation split (`docs/bounds.md`).
 //!
 //! Only the points the cheaper bounds leave undecided are optimised ([`AlphaCrown::refine`]),
 //! and the loop stops once every one of them is verified.
@@ -42,9 +42,24 @@ pub struct AlphaCrown {
     pub iterations: usize,
     /// Adam's step size on the slopes, decayed by 0.98 per step.
     pub step: f32,
-    /// The widest ReLU layer whose pre-activation bounds are tightened by a backward pass of
-    /// their own (CROWN's, once, before the slopes are optimised).
-    pub intermediate: usize,
+    /// Where the bounds in front of the ReLUs come from.
+    pub intermediate: Intermediate,
+}
+
+/// The pre-activation bounds alpha-CROWN relaxes the ReLUs with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Intermediate {
+    /// The forward domains' (interval and symbolic, intersected).
+    Forward,
+    /// The forward domains', and for the unstable neurons of every ReLU layer but the first,
+    /// CROWN's from a backward pass of their own, once, before the slopes are optimised.
+    #[default]
+    Crown,
+    /// As `Crown`, then each of those backward passes gets slopes of its own, optimised with
+    /// the margins' for the margins' bounds (alpha-beta-CROWN's alpha-CROWN); the tightest
+    /// bounds met are kept.
+    Optimised,
 }
 
 impl Default for AlphaCrown {
@@ -54,7 +69,7 @@ impl Default for AlphaCrown {
         Self {
             iterations: 10,
             step: 0.5,
-            intermediate: 128,
+            intermediate: Intermediate::Crown,
         }
     }
 }
@@ -147,7 +162,8 @@ impl AlphaCrown {
     ) -> Result<Tensor<2>, BoundsError> {
         let (body, _) = body_and_last(net, set, labels)?;
         let input = ActShape::Image(net.architecture().input);
-        let pre_relu = tighten(body, input, set, &self.targets(body, &pre_relu), pre_relu)?;
+        let targets = self.targets(body);
+        let pre_relu = tighten(body, input, set, &targets, pre_relu)?;
         let device = set.lower.device();
         let tracked = device.is_autodiff();
         let detached_net;
@@ -165,16 +181,27 @@ impl AlphaCrown {
         } else {
             (net, set.clone(), pre_relu.clone())
         };
+        let mut plain_pre = plain_pre;
         let labels_plain = labels.clone().inner();
         let classes = net.architecture().classes;
-        let mut alphas: Vec<Tensor<3>> = adaptive(plain_pre.clone())
-            .into_iter()
-            .map(|lines| {
-                let [n, _, d] = lines.alpha.dims();
-                lines.alpha.expand([n, classes, d])
-            })
-            .collect();
-        let mut best_alphas = alphas.clone();
+        let mut alphas = expanded(&plain_pre, classes);
+        let relus = alphas.len();
+        let mut chains = Vec::new();
+        if self.intermediate == Intermediate::Optimised {
+            for target in targets {
+                let (l, u) = &plain_pre[target.relu];
+                if let Some(rows) = unstable_rows(l, u)? {
+                    let first = alphas.len();
+                    alphas.extend(expanded(&plain_pre[..target.relu], 2 * rows.dims()[1]));
+                    chains.push(Chain {
+                        target,
+                        rows,
+                        first,
+                    });
+                }
+            }
+        }
+        let mut best_alphas = alphas[..relus].to_vec();
         let mut best: Option<Tensor<2>> = None;
         let mut adam = Adam::new(&alphas, self.step);
         for iteration in 0..=self.iterations {
@@ -182,11 +209,27 @@ impl AlphaCrown {
                 .iter()
                 .map(|a| a.clone().autodiff().require_grad())
                 .collect();
+            let mut bounds = plain_pre.clone();
+            for chain in &chains {
+                let slopes = &leaves[chain.first..chain.first + chain.target.relu];
+                let (lower, upper) = bound_neurons(
+                    &body[..chain.target.layer],
+                    input,
+                    &plain_set,
+                    lines(&bounds, slopes),
+                    chain.rows.clone(),
+                )?;
+                let narrowed = narrow(&bounds[chain.target.relu], &chain.rows, lower, upper);
+                // every iterate's bounds are sound: the next iteration starts from the tightest
+                plain_pre[chain.target.relu] =
+                    (narrowed.0.clone().inner(), narrowed.1.clone().inner());
+                bounds[chain.target.relu] = narrowed;
+            }
             let margins = bound_with(
                 plain_net,
                 &plain_set,
                 &labels_plain,
-                lines(&plain_pre, &leaves),
+                lines(&bounds, &leaves[..relus]),
             )?;
             let plain = margins.clone().inner();
             if let Some(previous) = &best {
@@ -218,22 +261,18 @@ impl AlphaCrown {
         }
     }
 
-    /// The top-level ReLUs whose pre-activation bounds are tightened: at most
-    /// [`AlphaCrown::intermediate`] neurons and some ReLU in front (the first layer's bounds
-    /// are exact already).
-    fn targets(&self, body: &[Layer], pre_relu: &PreRelu) -> Vec<Target> {
+    /// The top-level ReLUs whose pre-activation bounds are tightened: with
+    /// [`Intermediate::Crown`], every one with some ReLU in front (the first layer's bounds are
+    /// exact already).
+    fn targets(&self, body: &[Layer]) -> Vec<Target> {
         let mut targets = Vec::new();
         let mut relu = 0;
         for (layer, kind) in body.iter().enumerate() {
-            if let Layer::Relu(_) = kind {
-                let neurons = pre_relu[relu].0.dims()[1];
-                if relu > 0 && neurons <= self.intermediate {
-                    targets.push(Target {
-                        layer,
-                        relu,
-                        neurons,
-                    });
-                }
+            if let Layer::Relu(_) = kind
+                && relu > 0
+                && self.intermediate != Intermediate::Forward
+            {
+                targets.push(Target { layer, relu });
             }
             relu += relu_count(std::slice::from_ref(kind));
         }
@@ -242,7 +281,9 @@ impl AlphaCrown {
 }
 
 /// `pre_relu` with the bounds in front of each target layer tightened, in order, by a CROWN
-/// backward pass from its own neurons (the earlier targets' tightened bounds set the chords).
+/// backward pass from each of its unstable neurons (the earlier targets' tightened bounds set
+/// the chords). Stable neurons are left as they are: tighter bounds would not change their
+/// exact lines.
 fn tighten(
     body: &[Layer],
     input: ActShape,
@@ -251,13 +292,96 @@ fn tighten(
     mut pre_relu: PreRelu,
 ) -> Result<PreRelu, BoundsError> {
     for target in targets {
+        let (l, u) = pre_relu[target.relu].clone();
+        let Some(rows) = unstable_rows(&l, &u)? else {
+            continue;
+        };
         let lines = adaptive(pre_relu[..target.relu].to_vec());
-        let (lower, upper) =
-            bound_neurons(&body[..target.layer], input, set, lines, target.neurons)?;
-        let (l, u) = &pre_relu[target.relu];
-        pre_relu[target.relu] = (lower.max_pair(l.clone()), upper.min_pair(u.clone()));
+        let (lower, upper) = bound_neurons(&body[..target.layer], input, set, lines, rows.clone())?;
+        pre_relu[target.relu] = narrow(&(l, u), &rows, lower, upper);
     }
     Ok(pre_relu)
+}
+
+/// The bounds `[l, u]` `[n, d]` intersected with `lower` and `upper` `[n, m]` of the neurons
+/// `rows` `[n, m, d]` picks (one-hot rows; the others' bounds are kept).
+fn narrow(
+    (l, u): &(Tensor<2>, Tensor<2>),
+    rows: &Tensor<3>,
+    lower: Tensor<2>,
+    upper: Tensor<2>,
+) -> (Tensor<2>, Tensor<2>) {
+    let picked = rows
+        .clone()
+        .sum_dim(1)
+        .squeeze_dim::<2>(1)
+        .greater_elem(0.5);
+    let spread = |v: Tensor<2>| {
+        (rows.clone() * v.unsqueeze_dim::<3>(2))
+            .sum_dim(1)
+            .squeeze_dim::<2>(1)
+    };
+    (
+        l.clone()
+            .mask_where(picked.clone(), spread(lower).max_pair(l.clone())),
+        u.clone()
+            .mask_where(picked, spread(upper).min_pair(u.clone())),
+    )
+}
+
+/// CROWN's slopes for the ReLUs bounded by `bounds`, one row per function carried back:
+/// `[n, rows, d]` each.
+fn expanded(bounds: &[(Tensor<2>, Tensor<2>)], rows: usize) -> Vec<Tensor<3>> {
+    adaptive(bounds.to_vec())
+        .into_iter()
+        .map(|lines| {
+            let [n, _, d] = lines.alpha.dims();
+            lines.alpha.expand([n, rows, d])
+        })
+        .collect()
+}
+
+/// An intermediate layer whose unstable neurons' bounds are optimised with the margins: the
+/// rows picking them and where its slopes (one per ReLU in front) start among all slopes.
+struct Chain {
+    target: Target,
+    rows: Tensor<3>,
+    first: usize,
+}
+
+/// One-hot rows `[n, m, d]` picking each point's unstable neurons (`l < 0 < u`) of a layer
+/// bounded by `[lower, upper]` `[n, d]`, with `m` the most any point has and the others'
+/// padded with zero rows; `None` when no point has one. Read back to the host: the count
+/// sets the shape of the backward pass.
+fn unstable_rows(lower: &Tensor<2>, upper: &Tensor<2>) -> Result<Option<Tensor<3>>, BoundsError> {
+    let [n, d] = lower.dims();
+    let unstable: Vec<bool> = lower
+        .clone()
+        .lower_elem(0.0)
+        .bool_and(upper.clone().greater_elem(0.0))
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| BoundsError::Input(format!("reading the unstable neurons back: {e:?}")))?;
+    let picks: Vec<Vec<i64>> = unstable
+        .chunks(d)
+        .map(|row| (0..d as i64).filter(|&j| row[j as usize]).collect())
+        .collect();
+    let m = picks.iter().map(Vec::len).max().unwrap_or(0);
+    if m == 0 {
+        return Ok(None);
+    }
+    let (mut index, mut valid) = (Vec::with_capacity(n * m), Vec::with_capacity(n * m));
+    for pick in &picks {
+        for k in 0..m {
+            index.push(pick.get(k).copied().unwrap_or(0));
+            valid.push(if k < pick.len() { 1.0f32 } else { 0.0 });
+        }
+    }
+    let device = lower.device();
+    let index = Tensor::<3, Int>::from_data(TensorData::new(index, [n, m, 1]), &device);
+    let valid = Tensor::<3>::from_data(TensorData::new(valid, [n, m, 1]), &device);
+    let rows = Tensor::zeros([n, m, d], &device).scatter(2, index, valid, IndexingUpdateOp::Add);
+    Ok(Some(rows))
 }
 
 /// Which points the margin bounds `lower` verify, read back to the host.
@@ -279,11 +403,10 @@ fn all_verified(lower: Tensor<2>, labels: &Tensor<1, Int>) -> Result<bool, Bound
 }
 
 /// A ReLU layer whose pre-activation bounds are tightened: its index among the network's
-/// layers and among the ReLUs, and its width.
+/// layers and among the ReLUs.
 struct Target {
     layer: usize,
     relu: usize,
-    neurons: usize,
 }
 
 /// The ReLUs among `layers`, nested ones included, in the order the forward pass meets them.

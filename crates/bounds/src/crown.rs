@@ -104,28 +104,25 @@ pub(crate) fn bound_with(
     Ok(f.minimum(set))
 }
 
-/// Lower and upper bounds `[n, d]` of the output of `layers` (the first layers of a network
-/// whose input has shape `input`), each neuron bounded by a backward pass of its own, with
-/// `relus` the lines of the ReLUs among `layers`, their `alpha` `[n, 2 d, ..]`: the rows
-/// `0..d` bound the neurons from below, `d..2d` from above.
+/// Lower and upper bounds `[n, m]` of the neurons `rows` `[n, m, d]` picks out of the output
+/// of `layers` (the first layers of a network whose input has shape `input`): each row is a
+/// one-hot vector over the `d` neurons (or zero, which bounds nothing: both bounds 0), and is
+/// carried back twice, once for the lower bound and once, negated, for the upper. `relus` are
+/// the lines of the ReLUs among `layers`, their `alpha` `[n, 2 m, ..]` or `[n, 1, ..]`.
 pub(crate) fn bound_neurons(
     layers: &[Layer],
     input: ActShape,
     set: &InputSet,
     mut relus: Vec<ReluLines>,
-    d: usize,
+    rows: Tensor<3>,
 ) -> Result<(Tensor<2>, Tensor<2>), BoundsError> {
-    let n = set.len();
-    let device = set.lower.device();
-    let eye = Tensor::<2>::eye(d, &device);
-    let lambda = Tensor::cat(vec![eye.clone(), eye.neg()], 0)
-        .unsqueeze_dim::<3>(0)
-        .expand([n, 2 * d, d]);
-    let bias = Tensor::zeros([n, 2 * d], &device);
+    let [n, m, _] = rows.dims();
+    let lambda = Tensor::cat(vec![rows.clone(), rows.neg()], 1);
+    let bias = Tensor::zeros([n, 2 * m], &set.lower.device());
     let f = Backward { lambda, bias }.layers(layers, input, &mut relus)?;
     let both = f.minimum(set);
-    let lower = both.clone().slice([0..n, 0..d]);
-    let upper = both.slice([0..n, d..2 * d]).neg();
+    let lower = both.clone().slice([0..n, 0..m]);
+    let upper = both.slice([0..n, m..2 * m]).neg();
     Ok((lower, upper))
 }
 

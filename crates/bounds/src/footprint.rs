@@ -13,7 +13,7 @@ use mixtrain_nn::{ActShape, Layer, Network, visit_layers};
 
 use crate::domain::forward_recording;
 use crate::registry::Family;
-use crate::{AlphaCrown, BoundsError, DomainKind, InputSet, Interval, Symbolic};
+use crate::{BoundsError, DomainKind, InputSet, Interval, Symbolic};
 
 /// Tensors of one layer alive at once in a bounding pass (its input, its output and an
 /// intermediate of the rule, e.g. the conv's reshaped input). Calibrated against measured
@@ -156,15 +156,14 @@ pub fn footprint(
 }
 
 /// The rows alpha-CROWN's intermediate bounds carry back with the default settings: two per
-/// neuron of every ReLU layer narrow enough to be tightened but the first, an over-count
-/// (nested ReLUs included, every row counted through every layer).
+/// neuron of every ReLU layer but the first, an over-count (only the unstable neurons are
+/// carried back; nested ReLUs included, every row counted through every layer).
 fn alpha_neuron_rows(net: &Network, input: ActShape) -> Result<u64, BoundsError> {
-    let limit = AlphaCrown::default().intermediate;
     let mut rows = 0;
     let mut seen = 0;
     visit_layers(&net.layers, input, &mut |layer, _, output| {
         if let Layer::Relu(_) = layer {
-            if seen > 0 && output.features() <= limit {
+            if seen > 0 {
                 rows += 2 * output.features() as u64;
             }
             seen += 1;

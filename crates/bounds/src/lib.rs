@@ -79,8 +79,9 @@ mod numeric;
 mod registry;
 mod spec;
 mod symbolic;
+mod verifier;
 
-pub use alpha::AlphaCrown;
+pub use alpha::{AlphaCrown, Intermediate};
 pub use best::best_margins;
 pub use crown::interval_and_crown;
 pub use domain::{Domain, margins};
@@ -91,3 +92,4 @@ pub use interval::Interval;
 pub use registry::DomainKind;
 pub use spec::Margins;
 pub use symbolic::{MarginEquations, Symbolic, margin_equations};
+pub use verifier::{PointVerdict, Verdict, Verifier};

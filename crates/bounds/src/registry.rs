@@ -52,9 +52,22 @@ impl DomainKind {
         }
     }
 
-    /// [`margins`] in this domain.
+    /// [`margins`] in this domain, alpha-CROWN (in `alpha-crown` and `best`) with its default
+    /// settings.
     pub fn margins(
         self,
+        net: &Network,
+        set: &InputSet,
+        labels: Tensor<1, Int>,
+    ) -> Result<Margins, BoundsError> {
+        self.margins_with(&AlphaCrown::default(), net, set, labels)
+    }
+
+    /// [`margins`] in this domain, alpha-CROWN (in `alpha-crown` and `best`) with the settings
+    /// `alpha`.
+    pub fn margins_with(
+        self,
+        alpha: &AlphaCrown,
         net: &Network,
         set: &InputSet,
         labels: Tensor<1, Int>,
@@ -64,8 +77,8 @@ impl DomainKind {
             DomainKind::Symbolic => margins::<Symbolic>(net, set, labels),
             DomainKind::Crown => crown::margins::<Interval>(net, set, labels),
             DomainKind::CrownSymbolic => crown::margins::<Symbolic>(net, set, labels),
-            DomainKind::AlphaCrown => AlphaCrown::default().margins(net, set, labels),
-            DomainKind::Best => best::best_margins(net, set, labels),
+            DomainKind::AlphaCrown => alpha.margins(net, set, labels),
+            DomainKind::Best => best::best_margins(alpha, net, set, labels),
         }
     }
 

@@ -2,6 +2,7 @@
 //! the library crates.
 
 mod export;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mixtrain_attack::{Attack, AttackLoss, IntervalAttack, Pgd};
-use mixtrain_bounds::{DomainKind, InputDomain};
+use mixtrain_bounds::{DomainKind, InputDomain, Verifier};
 use mixtrain_data::{DataDir, ImageSet, Manifest, Source, Split};
 use mixtrain_nn::{Backend, Device, Network, zoo};
 use mixtrain_train::{CostOptions, Examples, RunOptions, TrainConfig, TrainError, protocol};
@@ -48,6 +49,9 @@ enum Command {
     /// Write a VNN-COMP benchmark: the network as ONNX, one VNN-LIB robustness property per
     /// correctly classified test image, instances.csv.
     ExportSpec(export::ExportSpecArgs),
+    /// Verify every test point in an L_inf ball: a verdict, the margins' bounds and seconds per
+    /// point, one JSON line each in --out; a killed run resumes from it.
+    Verify(verify::VerifyArgs),
     /// Download a dataset (or copy it from --mirror), verifying checksums.
     Fetch(FetchArgs),
     /// List the training presets, models and datasets.
@@ -357,6 +361,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => export::export(args),
         Command::ExportSpec(args) => export::export_spec(args),
         Command::Fetch(args) => fetch(args),
+        Command::Verify(args) => verify::verify(args),
         Command::List => {
             println!(
                 "presets:  {}",
@@ -554,16 +559,16 @@ fn eval(args: EvalArgs) -> Result<()> {
     let verified = match args.eps {
         Some(eps) => {
             let domain = args.domain.unwrap_or(protocol::VERIFY_DOMAIN);
-            let bound_batch_size = args
-                .bound_batch_size
-                .unwrap_or_else(|| protocol::bound_batch_size(domain));
+            let mut verifier = Verifier::new(domain);
+            if let Some(b) = args.bound_batch_size {
+                verifier.batch_size = b;
+            }
             Some(mixtrain_train::verify(
                 &net,
                 &set,
                 eps,
-                domain,
+                &verifier,
                 input_domain,
-                bound_batch_size,
                 &device,
             )?)
         }

@@ -562,3 +562,79 @@ fn export_writes_weights_onnx_and_a_vnncomp_benchmark() {
         assert_eq!(text.matches("(and (>= Y_").count(), 9, "{property}");
     }
 }
+
+#[test]
+fn verify_writes_a_line_per_point_and_resumes_a_killed_run() {
+    let weights = reference("mixtrain-eps0.3");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("verify.jsonl");
+    let run = |eps: &str| {
+        mixtrain()
+            .args([
+                "verify",
+                "--model",
+                "mnist_small",
+                "--dataset",
+                "mnist",
+                "--limit",
+                "12",
+                "--eps",
+                eps,
+                "--domain",
+                "alpha-crown",
+                "--alpha-iterations",
+                "3",
+                "--json",
+                "--weights",
+            ])
+            .arg(&weights)
+            .arg("--out")
+            .arg(&log)
+            .output()
+            .unwrap()
+    };
+    let summary =
+        |out: Output| -> serde_json::Value { serde_json::from_str(ok(out).trim()).unwrap() };
+    let first = summary(run("0.3"));
+    let whole = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = whole.lines().collect();
+    assert_eq!(lines.len(), 12);
+    assert_eq!(first["n"], 12);
+    assert_eq!(first["resumed"], 0);
+    assert_eq!(first["domain"], "alpha-crown");
+    let verified = first["verified"].as_u64().unwrap();
+    let records: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["index"], i);
+        let margin = r["margin"].as_f64().unwrap();
+        let expected = if margin > 0.0 { "verified" } else { "unknown" };
+        assert_eq!(r["verdict"], expected, "line {i}: {r}");
+        assert_eq!(r["margins"].as_array().unwrap().len(), 10);
+    }
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["verdict"] == "verified")
+            .count() as u64,
+        verified
+    );
+    // killed after five points, in the middle of writing the sixth line
+    let torn = format!("{}\n{}", lines[..5].join("\n"), &lines[5][..20]);
+    std::fs::write(&log, torn).unwrap();
+    let resumed = summary(run("0.3"));
+    assert_eq!(resumed["resumed"], 5);
+    assert_eq!(resumed["n"], 12);
+    assert_eq!(resumed["verified"], verified);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 12);
+    // a log of another radius is refused, not mixed in
+    let other = run("0.1");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success());
+    assert!(
+        stderr.contains("verify.jsonl") && stderr.contains("eps 0.3"),
+        "{stderr}"
+    );
+}

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use mixtrain_bounds::{DomainKind, InputDomain};
+use mixtrain_bounds::{DomainKind, InputDomain, Verifier};
 use mixtrain_loss::{DmtConfig, EpsSchedule, LrSchedule, Policy};
 use mixtrain_nn::Backend;
 use serde::{Deserialize, Serialize};
@@ -271,6 +271,15 @@ impl TrainConfig {
         self.final_eval
             .bound_batch_size
             .unwrap_or_else(|| protocol::bound_batch_size(domain))
+    }
+
+    /// The verifier for validation and the final evaluation in `domain`, with
+    /// [`TrainConfig::bound_batch_size`] points at a time.
+    pub fn verifier(&self, domain: DomainKind) -> Verifier {
+        Verifier {
+            batch_size: self.bound_batch_size(domain),
+            ..Verifier::new(domain)
+        }
     }
 
     /// The final evaluation's PGD steps.

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mixtrain_attack::Attack;
-use mixtrain_bounds::{BoundsError, DomainKind, InputDomain, InputSet};
+use mixtrain_bounds::{BoundsError, InputDomain, InputSet, Verifier};
 use mixtrain_data::{Batch, ImageSet};
 use mixtrain_nn::{Network, write_atomic};
 use safetensors::Dtype;
@@ -120,21 +120,20 @@ pub struct VerifyResult {
     pub seconds: f64,
 }
 
-/// Verified robust accuracy of `net` on `set` at radius `eps` (pixel units) in `domain`.
+/// Verified robust accuracy of `net` on `set` at radius `eps` (pixel units) by `verifier`.
 /// Counts stay on the device until the end.
 pub fn verify(
     net: &Network,
     set: &ImageSet,
     eps: f64,
-    domain: DomainKind,
+    verifier: &Verifier,
     input_domain: InputDomain,
-    batch_size: usize,
     device: &Device,
 ) -> Result<VerifyResult, TrainError> {
-    let (verified_acc, seconds) = fraction(set, batch_size, device, |x, y| {
+    let (verified_acc, seconds) = fraction(set, verifier.batch_size, device, |x, y| {
         let set = InputSet::linf(x.clone(), eps as f32, input_domain)?;
         let ok = correct(net, x, y.clone());
-        Ok(domain
+        Ok(verifier
             .margins(net, &set, y)?
             .verified()
             .bool_and(ok)
@@ -144,7 +143,7 @@ pub fn verify(
     Ok(VerifyResult {
         n: set.len(),
         eps,
-        domain: domain.name(),
+        domain: verifier.domain.name(),
         input_domain: input_domain.name(),
         verified_acc,
         seconds,

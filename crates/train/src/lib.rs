@@ -55,6 +55,7 @@ pub mod protocol;
 mod report;
 mod run;
 mod setup;
+mod verify;
 
 pub use config::{FinalEvalConfig, OptimizerConfig, OptimizerKind, PgdConfig, TrainConfig};
 pub use cost::{CostOptions, CostReport, measure_cost};
@@ -63,3 +64,4 @@ pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluat
 pub use method::{Method, step_loss};
 pub use report::{FinalEval, RunSummary};
 pub use run::{RunOptions, run};
+pub use verify::{PointRecord, VerifyLog, VerifySummary, verify_points};

@@ -7,7 +7,7 @@
 //! random start, 40 steps of 0.01 on MNIST, 20 steps of eps / 4 elsewhere. Verification uses
 //! the tightest domain, `best`.
 
-use mixtrain_bounds::DomainKind;
+use mixtrain_bounds::{DomainKind, Verifier};
 
 /// The domain verified robust accuracy is reported in.
 pub const VERIFY_DOMAIN: DomainKind = DomainKind::Best;
@@ -16,13 +16,7 @@ pub const VERIFY_DOMAIN: DomainKind = DomainKind::Best;
 /// batch's largest count of unstable neurons, so small batches are fastest for them (figures in
 /// `docs/performance.md`); interval and CROWN gain from large ones.
 pub fn bound_batch_size(domain: DomainKind) -> usize {
-    match domain {
-        DomainKind::Interval | DomainKind::Crown => 50,
-        DomainKind::Symbolic
-        | DomainKind::CrownSymbolic
-        | DomainKind::AlphaCrown
-        | DomainKind::Best => 5,
-    }
+    Verifier::new(domain).batch_size
 }
 
 fn is_mnist(dataset: &str) -> bool {

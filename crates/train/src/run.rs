@@ -302,10 +302,9 @@ impl<'a> Trainer<'a> {
         let acc = evaluate(&valid, val, config.eval_batch_size, &self.device)?.clean_acc;
         let vra = match config.method.certified() {
             true => {
-                let domain = config.val_domain();
-                let batch = config.bound_batch_size(domain);
+                let verifier = config.verifier(config.val_domain());
                 let (eps, input) = (config.eps, config.input_domain);
-                Some(verify(&valid, val, eps, domain, input, batch, &self.device)?.verified_acc)
+                Some(verify(&valid, val, eps, &verifier, input, &self.device)?.verified_acc)
             }
             false => None,
         };
@@ -486,15 +485,13 @@ fn final_evaluation(
     device: &Device,
 ) -> Result<FinalEval, TrainError> {
     let test = &data.test;
-    let domain = config.final_eval.domain;
-    let batch = config.bound_batch_size(domain);
+    let verifier = config.verifier(config.final_eval.domain);
     let verified = verify(
         net,
         test,
         config.eps,
-        domain,
+        &verifier,
         config.input_domain,
-        batch,
         device,
     )?;
     let (steps, step_size) = (config.pgd_steps(), config.pgd_step_size());
@@ -521,7 +518,7 @@ fn final_evaluation(
         eps: config.eps,
         clean_acc,
         vra: verified.verified_acc,
-        domain: domain.name(),
+        domain: verifier.domain.name(),
         pgd_acc: attacked.as_ref().map(|a| a.robust_acc),
         pgd_steps: steps,
         pgd_step_size: step_size,

@@ -1,0 +1,212 @@
+//! The verifier a user calls: a domain and its options in; per point a verdict, the margins'
+//! lower bounds and the seconds it took out.
+
+use std::time::Instant;
+
+use burn::tensor::{Int, Tensor};
+use mixtrain_nn::Network;
+use serde::{Deserialize, Serialize};
+
+use crate::{AlphaCrown, BoundsError, DomainKind, InputSet, Margins};
+
+/// What the verifier concluded about one point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every margin's lower bound is positive: no point of the box changes the label.
+    Verified,
+    /// Some margin's lower bound is not positive: the bound decides nothing (the point may be
+    /// robust or not).
+    Unknown,
+}
+
+impl Verdict {
+    /// The verdict's name in reports (`verified`, `unknown`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// One point's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointVerdict {
+    /// What the bounds decide.
+    pub verdict: Verdict,
+    /// Lower bounds of the margins `z_y - z_j`, one per class (the label's own is 0).
+    pub margins: Vec<f32>,
+    /// Seconds spent on the point: its batch's time shared equally among the batch's points.
+    pub seconds: f64,
+}
+
+/// A verifier: a bounds domain, alpha-CROWN's settings (used by `alpha-crown` and `best`) and
+/// how many points are bounded at once.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verifier {
+    /// The domain the margins are bounded in.
+    pub domain: DomainKind,
+    /// alpha-CROWN's settings, for the domains that run it.
+    pub alpha: AlphaCrown,
+    /// Points per bound computation.
+    pub batch_size: usize,
+}
+
+impl Verifier {
+    /// `domain` with alpha-CROWN's default settings and the batch size that is fastest for it:
+    /// the symbolic domains pad every point's error symbols to the batch's largest count of
+    /// unstable neurons, and alpha-CROWN optimises only a batch's undecided points, so small
+    /// batches suit them (figures in `docs/performance.md`); interval and CROWN gain from large
+    /// ones.
+    pub fn new(domain: DomainKind) -> Self {
+        let batch_size = match domain {
+            DomainKind::Interval | DomainKind::Crown => 50,
+            DomainKind::Symbolic
+            | DomainKind::CrownSymbolic
+            | DomainKind::AlphaCrown
+            | DomainKind::Best => 5,
+        };
+        Self {
+            domain,
+            alpha: AlphaCrown::default(),
+            batch_size,
+        }
+    }
+
+    /// Lower bounds of the margins of every point of `set` (one batch, however large).
+    pub fn margins(
+        &self,
+        net: &Network,
+        set: &InputSet,
+        labels: Tensor<1, Int>,
+    ) -> Result<Margins, BoundsError> {
+        self.domain.margins_with(&self.alpha, net, set, labels)
+    }
+
+    /// A verdict for every point of `set` with label `labels`, bounded
+    /// [`Verifier::batch_size`] points at a time.
+    pub fn verify(
+        &self,
+        net: &Network,
+        set: &InputSet,
+        labels: Tensor<1, Int>,
+    ) -> Result<Vec<PointVerdict>, BoundsError> {
+        if self.batch_size == 0 {
+            return Err(BoundsError::Input(
+                "the verifier's batch size must be at least 1".into(),
+            ));
+        }
+        let n = set.len();
+        let mut verdicts = Vec::with_capacity(n);
+        for start in (0..n).step_by(self.batch_size) {
+            let end = (start + self.batch_size).min(n);
+            let batch = InputSet {
+                lower: set.lower.clone().slice(start..end),
+                upper: set.upper.clone().slice(start..end),
+            };
+            let clock = Instant::now();
+            let margins = self.margins(net, &batch, labels.clone().slice(start..end))?;
+            let verified: Vec<bool> = read(margins.verified().into_data())?;
+            let lower: Vec<f32> = read(margins.lower.into_data())?;
+            let seconds = clock.elapsed().as_secs_f64() / (end - start) as f64;
+            let classes = lower.len() / (end - start);
+            verdicts.extend(verified.into_iter().zip(lower.chunks(classes)).map(
+                |(verified, margins)| PointVerdict {
+                    verdict: if verified {
+                        Verdict::Verified
+                    } else {
+                        Verdict::Unknown
+                    },
+                    margins: margins.to_vec(),
+                    seconds,
+                },
+            ));
+        }
+        Ok(verdicts)
+    }
+}
+
+fn read<T: burn::tensor::Element>(data: burn::tensor::TensorData) -> Result<Vec<T>, BoundsError> {
+    data.try_to_vec()
+        .map_err(|e| BoundsError::Input(format!("reading the bounds back: {e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, TensorData};
+    use mixtrain_nn::{Architecture, Backend, LayerSpec};
+
+    use super::*;
+    use crate::InputDomain;
+
+    #[test]
+    fn verdicts_follow_the_margins_whatever_the_batch() {
+        let device = Backend::Flex.device(None).unwrap();
+        let arch = Architecture {
+            name: "tiny".into(),
+            input: [1, 4, 4],
+            classes: 3,
+            layers: vec![
+                LayerSpec::Flatten,
+                LayerSpec::Linear {
+                    name: "fc".into(),
+                    in_features: 16,
+                    out_features: 8,
+                },
+                LayerSpec::Relu,
+                LayerSpec::Linear {
+                    name: "out".into(),
+                    in_features: 8,
+                    out_features: 3,
+                },
+            ],
+        };
+        let net = Network::init(&arch, 3, &device).unwrap();
+        let x = Tensor::<4>::random([7, 1, 4, 4], Distribution::Uniform(0.0, 1.0), &device);
+        let labels = Tensor::<1, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 2, 0, 1, 2, 0], [7]),
+            &device,
+        );
+        let set = InputSet::linf(x, 0.01, InputDomain::Unit).unwrap();
+        for domain in DomainKind::ALL {
+            let whole = Verifier::new(domain)
+                .margins(&net, &set, labels.clone())
+                .unwrap();
+            let lower: Vec<f32> = whole.lower.into_data().try_to_vec().unwrap();
+            let verifier = Verifier {
+                batch_size: 3,
+                ..Verifier::new(domain)
+            };
+            let verdicts = verifier.verify(&net, &set, labels.clone()).unwrap();
+            assert_eq!(verdicts.len(), 7);
+            for (i, point) in verdicts.iter().enumerate() {
+                let label = [0, 1, 2, 0, 1, 2, 0][i];
+                let positive = (0..3)
+                    .filter(|&j| j != label)
+                    .all(|j| point.margins[j] > 0.0);
+                let expected = if positive {
+                    Verdict::Verified
+                } else {
+                    Verdict::Unknown
+                };
+                assert_eq!(point.verdict, expected, "{domain}, point {i}");
+                assert!(point.seconds >= 0.0);
+                // alpha-CROWN stops once its batch is verified: its bounds depend on the batch
+                let batched = matches!(domain, DomainKind::AlphaCrown | DomainKind::Best);
+                for (j, m) in point.margins.iter().enumerate().filter(|_| !batched) {
+                    let whole = lower[i * 3 + j];
+                    assert!(
+                        (m - whole).abs() <= 1e-5 * (1.0 + whole.abs()),
+                        "{domain}: {m} vs {whole}"
+                    );
+                }
+            }
+        }
+        let none = Verifier {
+            batch_size: 0,
+            ..Verifier::new(DomainKind::Crown)
+        };
+        assert!(none.verify(&net, &set, labels).is_err());
+    }
+}
