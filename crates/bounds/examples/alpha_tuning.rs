@@ -3,26 +3,28 @@
 //! draws them with its default seed), never the test set.
 //!
 //! ```text
-//! cargo run --release -p mixtrain-bounds --example alpha_tuning -- WEIGHTS [EPS] [N] [DOMAIN]
+//! cargo run --release -p mixtrain-bounds --example alpha_tuning -- WEIGHTS [EPS] [N] [DOMAIN] \
+//!     [INTERMEDIATE:ITERATIONS:STEP ...]
 //! ```
 //!
 //! `WEIGHTS` is a PyTorch-layout safetensors file of `mnist_small`, such as the MixTrain
 //! authors' `../shared/reference/mnist_small_mixtrain_eps0.3.safetensors`. `EPS` is the L_inf
 //! radius in pixel units (default 0.3), `N` the number of validation images (default 200),
-//! `DOMAIN` the input domain the box is clipped to (`image`, the default, or `unit`).
+//! `DOMAIN` the input domain the box is clipped to (`image`, the default, or `unit`). The
+//! settings tried are the grid below unless given, e.g. `optimised:30:0.5`.
 
 use std::time::Instant;
 
 use burn::tensor::{Int, Tensor, TensorData};
-use mixtrain_bounds::{AlphaCrown, DomainKind, InputDomain, InputSet, Intermediate, Margins};
+use mixtrain_bounds::{
+    AlphaCrown, DomainKind, InputDomain, InputSet, Intermediate, Margins, Verifier,
+};
 use mixtrain_data::{DataDir, Split};
 use mixtrain_nn::{Backend, Network, zoo};
 
 /// `mixtrain train`'s defaults: the validation split's size and seed.
 const VAL_SIZE: usize = 1000;
 const SEED: u64 = 0;
-/// Points bounded at once, as `mixtrain eval` batches alpha-CROWN.
-const BATCH: usize = 50;
 
 type Error = Box<dyn std::error::Error>;
 /// One way of bounding a batch's margins.
@@ -40,6 +42,22 @@ fn main() -> Result<(), Error> {
         Some("unit") => InputDomain::Unit,
         Some(other) => return Err(format!("unknown input domain {other}").into()),
     };
+    let mut settings = args.map(|s| setting(&s)).collect::<Result<Vec<_>, _>>()?;
+    if settings.is_empty() {
+        for intermediate in [
+            Intermediate::Forward,
+            Intermediate::Crown,
+            Intermediate::Optimised,
+        ] {
+            for (iterations, step) in [(0, 0.0), (10, 0.5), (20, 0.5), (20, 0.1)] {
+                settings.push(AlphaCrown {
+                    iterations,
+                    step,
+                    intermediate,
+                });
+            }
+        }
+    }
 
     let device = Backend::Flex.device(None)?;
     let arch = zoo::architecture("mnist_small")?;
@@ -50,7 +68,7 @@ fn main() -> Result<(), Error> {
         mixtrain_data::load("mnist", Split::Train, &dir)?.split_off_random(VAL_SIZE, SEED);
     let validation = validation.take(n);
     let sets = validation
-        .batches(BATCH, None)
+        .batches(Verifier::new(DomainKind::AlphaCrown).batch_size, None)
         .map(|batch| {
             let len = batch.len();
             let x = Tensor::<4>::from_data(
@@ -86,24 +104,31 @@ fn main() -> Result<(), Error> {
             Ok(domain.margins(&net, set, labels)?)
         })?;
     }
-    for intermediate in [
-        Intermediate::Forward,
-        Intermediate::Crown,
-        Intermediate::Optimised,
-    ] {
-        for (iterations, step) in [(0, 0.0), (10, 0.5), (20, 0.5), (20, 0.1)] {
-            let alpha = AlphaCrown {
-                iterations,
-                step,
-                intermediate,
-            };
-            run(
-                format!(
-                    "alpha-crown: {iterations} iterations, step {step}, intermediate {intermediate:?}"
-                ),
-                &|set, labels| Ok(alpha.margins(&net, set, labels)?),
-            )?;
-        }
+    for alpha in settings {
+        let AlphaCrown {
+            iterations,
+            step,
+            intermediate,
+        } = alpha;
+        run(
+            format!(
+                "alpha-crown: {iterations} iterations, step {step}, intermediate {intermediate}"
+            ),
+            &|set, labels| Ok(alpha.margins(&net, set, labels)?),
+        )?;
     }
     Ok(())
+}
+
+/// `INTERMEDIATE:ITERATIONS:STEP`, e.g. `crown:10:0.5`.
+fn setting(s: &str) -> Result<AlphaCrown, Error> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [intermediate, iterations, step] = parts[..] else {
+        return Err(format!("setting {s:?}: expected INTERMEDIATE:ITERATIONS:STEP").into());
+    };
+    Ok(AlphaCrown {
+        intermediate: intermediate.parse()?,
+        iterations: iterations.parse()?,
+        step: step.parse()?,
+    })
 }

@@ -9,13 +9,16 @@
 //! result is the best bound met so far, never looser than CROWN, and valid wherever the loop
 //! stops.
 //!
-//! Intermediate bounds ([`Intermediate`]): with the default, every ReLU layer but the first
-//! (whose bounds are exact already) gets the pre-activation bounds of its unstable neurons
-//! tightened by CROWN backward passes from those neurons (`2 m` rows: the lower and upper bound
-//! of each of the `m`), intersected with the forward domains' bounds; stable neurons need no
-//! tighter bounds, and are most of a layer. Those bounds are then held fixed: optimising their
-//! slopes jointly with the margins' (as alpha-beta-CROWN does) cost 8x the time for one more
-//! point verified in 200 on MNIST's validation split (`docs/bounds.md`).
+//! Intermediate bounds ([`Intermediate`]): every ReLU layer but the first (whose bounds are
+//! exact already) gets the pre-activation bounds of its unstable neurons tightened by CROWN
+//! backward passes from those neurons (`2 m` rows: the lower and upper bound of each of the
+//! `m`), intersected with the forward domains' bounds; stable neurons need no tighter bounds,
+//! and are most of a layer. With the default, [`Intermediate::Optimised`], each of those passes
+//! then gets slopes of its own, climbed together with the margins' for the margins' bounds (as
+//! alpha-beta-CROWN does): each iteration recomputes the intermediate bounds, keeps the tightest
+//! met, and passes the gradient of the current ones even where an earlier iterate's are tighter
+//! (else a slope that is not yet the best would never learn). The measurements behind the
+//! defaults are in `docs/bounds.md`.
 //!
 //! Only the points the cheaper bounds leave undecided are optimised ([`AlphaCrown::refine`]),
 //! and the loop stops once every one of them is verified.
@@ -54,12 +57,51 @@ pub enum Intermediate {
     Forward,
     /// The forward domains', and for the unstable neurons of every ReLU layer but the first,
     /// CROWN's from a backward pass of their own, once, before the slopes are optimised.
-    #[default]
     Crown,
     /// As `Crown`, then each of those backward passes gets slopes of its own, optimised with
     /// the margins' for the margins' bounds (alpha-beta-CROWN's alpha-CROWN); the tightest
     /// bounds met are kept.
+    #[default]
     Optimised,
+}
+
+impl Intermediate {
+    /// Every choice, as configs and the command line name them.
+    pub const ALL: [Intermediate; 3] = [
+        Intermediate::Forward,
+        Intermediate::Crown,
+        Intermediate::Optimised,
+    ];
+
+    /// The name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Intermediate::Forward => "forward",
+            Intermediate::Crown => "crown",
+            Intermediate::Optimised => "optimised",
+        }
+    }
+}
+
+impl std::fmt::Display for Intermediate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Intermediate {
+    type Err = BoundsError;
+
+    fn from_str(s: &str) -> Result<Self, BoundsError> {
+        Intermediate::ALL
+            .into_iter()
+            .find(|i| i.name() == s)
+            .ok_or_else(|| {
+                BoundsError::Input(format!(
+                    "unknown intermediate bounds {s:?}: expected forward, crown or optimised"
+                ))
+            })
+    }
 }
 
 impl Default for AlphaCrown {
@@ -69,7 +111,7 @@ impl Default for AlphaCrown {
         Self {
             iterations: 10,
             step: 0.5,
-            intermediate: Intermediate::Crown,
+            intermediate: Intermediate::Optimised,
         }
     }
 }
@@ -219,7 +261,13 @@ impl AlphaCrown {
                     lines(&bounds, slopes),
                     chain.rows.clone(),
                 )?;
-                let narrowed = narrow(&bounds[chain.target.relu], &chain.rows, lower, upper);
+                let narrowed = narrow(
+                    &bounds[chain.target.relu],
+                    &chain.rows,
+                    lower,
+                    upper,
+                    higher_learning,
+                );
                 // every iterate's bounds are sound: the next iteration starts from the tightest
                 plain_pre[chain.target.relu] =
                     (narrowed.0.clone().inner(), narrowed.1.clone().inner());
@@ -298,18 +346,20 @@ fn tighten(
         };
         let lines = adaptive(pre_relu[..target.relu].to_vec());
         let (lower, upper) = bound_neurons(&body[..target.layer], input, set, lines, rows.clone())?;
-        pre_relu[target.relu] = narrow(&(l, u), &rows, lower, upper);
+        pre_relu[target.relu] = narrow(&(l, u), &rows, lower, upper, Tensor::max_pair);
     }
     Ok(pre_relu)
 }
 
 /// The bounds `[l, u]` `[n, d]` intersected with `lower` and `upper` `[n, m]` of the neurons
-/// `rows` `[n, m, d]` picks (one-hot rows; the others' bounds are kept).
+/// `rows` `[n, m, d]` picks (one-hot rows; the others' bounds are kept), `higher(old, new)`
+/// choosing each lower bound (the upper bounds by negation).
 fn narrow(
     (l, u): &(Tensor<2>, Tensor<2>),
     rows: &Tensor<3>,
     lower: Tensor<2>,
     upper: Tensor<2>,
+    higher: fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
 ) -> (Tensor<2>, Tensor<2>) {
     let picked = rows
         .clone()
@@ -323,10 +373,17 @@ fn narrow(
     };
     (
         l.clone()
-            .mask_where(picked.clone(), spread(lower).max_pair(l.clone())),
+            .mask_where(picked.clone(), higher(l.clone(), spread(lower))),
         u.clone()
-            .mask_where(picked, spread(upper).min_pair(u.clone())),
+            .mask_where(picked, higher(u.clone().neg(), spread(upper).neg()).neg()),
     )
+}
+
+/// The larger of two sound lower bounds, with the gradient of `new` whichever is larger: the
+/// optimisation keeps the tightest bounds met, but a slope whose bound is not (yet) the
+/// tightest must still learn from it (through `max_pair` it would get no gradient at all).
+fn higher_learning(old: Tensor<2>, new: Tensor<2>) -> Tensor<2> {
+    new.clone() + (old - new).clamp_min(0.0).detach()
 }
 
 /// CROWN's slopes for the ReLUs bounded by `bounds`, one row per function carried back:
@@ -468,6 +525,33 @@ impl Adam {
             *v = v.clone() * BETA2 + g.powi_scalar(2) * (1.0 - BETA2);
             let update = (m.clone() / c1) / ((v.clone() / c2).sqrt() + 1e-8);
             *alpha = (alpha.clone() + update * step).clamp(0.0, 1.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+    use mixtrain_nn::Backend;
+
+    use super::*;
+
+    #[test]
+    fn slopes_stay_in_the_unit_interval_whatever_the_gradient() {
+        let device = Backend::Flex.device(None).unwrap();
+        let mut alphas = vec![Tensor::<3>::random(
+            [2, 3, 50],
+            Distribution::Uniform(0.0, 1.0),
+            &device,
+        )];
+        let mut adam = Adam::new(&alphas, 5.0);
+        for _ in 0..5 {
+            let gradient =
+                Tensor::<3>::random([2, 3, 50], Distribution::Uniform(-1e3, 1e3), &device);
+            adam.ascend(&mut alphas, vec![Some(gradient)]);
+            let values: Vec<f32> = alphas[0].clone().into_data().try_to_vec().unwrap();
+            assert!(values.iter().all(|a| (0.0..=1.0).contains(a)), "{values:?}");
+            assert!(values.contains(&0.0) && values.contains(&1.0));
         }
     }
 }

@@ -18,6 +18,10 @@ pub enum Verdict {
     /// Some margin's lower bound is not positive: the bound decides nothing (the point may be
     /// robust or not).
     Unknown,
+    /// An input of the box that the network misclassifies was found (by an attack run before
+    /// the bounds, and checked by a forward pass): the point is not robust. [`Verifier`] never
+    /// says it; `mixtrain_train::verify_points` does.
+    Falsified,
 }
 
 impl Verdict {
@@ -26,6 +30,7 @@ impl Verdict {
         match self {
             Verdict::Verified => "verified",
             Verdict::Unknown => "unknown",
+            Verdict::Falsified => "falsified",
         }
     }
 }

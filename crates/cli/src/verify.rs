@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mixtrain_bounds::{DomainKind, InputDomain, Verifier};
-use mixtrain_train::{VerifyLog, protocol, verify_points};
+use mixtrain_bounds::{DomainKind, InputDomain, Intermediate, Verifier};
+use mixtrain_train::{VerifyLog, VerifySettings, protocol, verify_points};
 
-use crate::{TestArgs, extend};
+use crate::{AttackOpts, TestArgs, extend};
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -36,6 +36,16 @@ pub struct VerifyArgs {
     /// alpha-CROWN's Adam step on the slopes.
     #[arg(long)]
     alpha_step: Option<f32>,
+    /// alpha-CROWN's intermediate bounds: forward (the forward domains'), crown (tightened by
+    /// CROWN once) or optimised (their slopes optimised with the margins').
+    #[arg(long)]
+    alpha_intermediate: Option<Intermediate>,
+    /// Bound every point: no PGD attack first (by default one runs, with the evaluation
+    /// protocol's settings or the flags below, and a point it breaks is `falsified`).
+    #[arg(long)]
+    no_attack: bool,
+    #[command(flatten)]
+    attack_opts: AttackOpts,
     /// The JSON-lines log, one line per point; a run killed earlier resumes from it.
     #[arg(long)]
     out: PathBuf,
@@ -56,13 +66,27 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     if let Some(s) = args.alpha_step {
         verifier.alpha.step = s;
     }
+    if let Some(i) = args.alpha_intermediate {
+        verifier.alpha.intermediate = i;
+    }
     let mut progress = Progress::new(set.len());
+    let attack = (!args.no_attack)
+        .then(|| {
+            args.attack_opts
+                .build("pgd", args.eps, &args.test.dataset, args.input_domain)
+        })
+        .transpose()?;
+    let settings = VerifySettings {
+        eps: args.eps,
+        input_domain: args.input_domain,
+        verifier,
+        attack: attack.as_ref().map(|(attack, _)| &**attack),
+        seed: args.attack_opts.seed,
+    };
     let summary = verify_points(
         &net,
         &set,
-        args.eps,
-        args.input_domain,
-        &verifier,
+        &settings,
         VerifyLog {
             path: &args.out,
             progress: &mut |done, total, verified| progress.update(done, total, verified),
@@ -77,7 +101,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     } else {
         println!(
             "{} on {} ({} test images, eps {}, {}, {} box): verified {} ({:.2}% verified \
-             accuracy), {} unknown; {:.1} s of bounding, median {:.1} ms, 90th percentile \
+             accuracy), falsified {}, {} unknown; {:.1} s, median {:.1} ms, 90th percentile \
              {:.1} ms per point; log {}",
             args.test.model,
             args.test.dataset,
@@ -87,6 +111,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             summary.input_domain,
             summary.verified,
             100.0 * summary.verified_acc,
+            summary.falsified,
             summary.unknown,
             summary.seconds,
             summary.median_ms,

@@ -64,4 +64,4 @@ pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluat
 pub use method::{Method, step_loss};
 pub use report::{FinalEval, RunSummary};
 pub use run::{RunOptions, run};
-pub use verify::{PointRecord, VerifyLog, VerifySummary, verify_points};
+pub use verify::{PointRecord, VerifyLog, VerifySettings, VerifySummary, verify_points};

@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use burn::tensor::{Device, Int, Tensor};
-use mixtrain_bounds::{InputDomain, InputSet, Verdict, Verifier};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mixtrain_attack::{Adversarial, Attack};
+use mixtrain_bounds::{BoundsError, InputDomain, InputSet, Verdict, Verifier};
 use mixtrain_data::ImageSet;
 use mixtrain_nn::Network;
 use serde::{Deserialize, Serialize};
@@ -24,13 +26,16 @@ pub struct PointRecord {
     pub label: i64,
     /// Whether the network classifies the point itself correctly.
     pub correct: bool,
-    /// What the bounds decide.
+    /// What the attack and the bounds decide.
     pub verdict: Verdict,
-    /// The smallest lower bound over the margins `z_y - z_j`, `j != y` (positive: verified).
+    /// The smallest lower bound over the margins `z_y - z_j`, `j != y` (positive: verified);
+    /// for a falsified point, the smallest margin at the counterexample (negative).
     pub margin: f32,
-    /// Lower bounds of every margin `z_y - z_j` (the label's own is 0).
+    /// Lower bounds of every margin `z_y - z_j` (the label's own is 0); empty for a falsified
+    /// point, which is not bounded.
     pub margins: Vec<f32>,
-    /// Seconds spent bounding the point (its batch's time shared among the batch).
+    /// Seconds spent on the point: its batch's attack and bounding time shared among the
+    /// batch's points (the attack's among all of them, the bounds' among those bounded).
     pub seconds: f64,
     /// The L_inf radius, pixel units.
     pub eps: f64,
@@ -47,13 +52,15 @@ pub struct VerifySummary {
     pub n: usize,
     /// Points verified.
     pub verified: usize,
+    /// Points with a counterexample found by the attack.
+    pub falsified: usize,
     /// Points left undecided.
     pub unknown: usize,
     /// Fraction of points both classified correctly and verified.
     pub verified_acc: f64,
     /// Fraction classified correctly.
     pub clean_acc: f64,
-    /// Seconds of bounding summed over the points (both runs, when resumed).
+    /// Seconds of attack and bounding summed over the points (both runs, when resumed).
     pub seconds: f64,
     /// Median milliseconds per point.
     pub median_ms: f64,
@@ -73,6 +80,23 @@ pub struct VerifySummary {
     pub log: PathBuf,
 }
 
+/// What a verification of a test set decides: the ball, the verifier, and the attack run on
+/// every point before it is bounded (as alpha-beta-CROWN does: a point with a counterexample
+/// cannot be verified, and is the most expensive to bound).
+pub struct VerifySettings<'a> {
+    /// The L_inf radius, pixel units.
+    pub eps: f64,
+    /// The box pixels are clipped to.
+    pub input_domain: InputDomain,
+    /// The verifier of the points the attack leaves.
+    pub verifier: Verifier,
+    /// The attack run first, or none.
+    pub attack: Option<&'a dyn Attack>,
+    /// Seeds the attack's random starts, batch by batch (with the batch's first point), so
+    /// that a resumed run attacks a batch as the killed one did.
+    pub seed: u64,
+}
+
 /// Where a verification of a test set writes, and how it reports its progress.
 pub struct VerifyLog<'a> {
     /// The JSON-lines file: one [`PointRecord`] per line, appended as points are decided.
@@ -81,19 +105,26 @@ pub struct VerifyLog<'a> {
     pub progress: &'a mut dyn FnMut(usize, usize, usize),
 }
 
-/// Verifies every point of `set` in the L_inf ball of radius `eps` (pixel units) clipped to
-/// `input_domain`, appending a line per point to `log.path`. Points that already have a line
-/// there (a killed run) are not verified again; lines written for another eps, domain or input
+/// Decides every point of `set` in the L_inf ball of `settings`: falsified when the attack
+/// finds an input of the ball (checked to lie in it) that the network misclassifies, else by
+/// the verifier; appends a line per point to `log.path`. Points that already have a line
+/// there (a killed run) are not decided again; lines written for another eps, domain or input
 /// domain are an error naming the file, and a torn last line is dropped.
 pub fn verify_points(
     net: &Network,
     set: &ImageSet,
-    eps: f64,
-    input_domain: InputDomain,
-    verifier: &Verifier,
+    settings: &VerifySettings<'_>,
     log: VerifyLog<'_>,
     device: &Device,
 ) -> Result<VerifySummary, TrainError> {
+    let VerifySettings {
+        eps,
+        input_domain,
+        verifier,
+        attack,
+        seed,
+    } = settings;
+    let (eps, input_domain) = (*eps, *input_domain);
     let io = |source| TrainError::Io {
         path: log.path.to_path_buf(),
         source,
@@ -124,41 +155,74 @@ pub fn verify_points(
         let labels = batch.labels.clone();
         let (x, y) = to_device(batch, device);
         let rows = Tensor::<1, Int>::from_data(
-            burn::tensor::TensorData::new(
+            TensorData::new(
                 todo.iter().map(|&i| i as i64).collect::<Vec<_>>(),
                 [todo.len()],
             ),
             device,
         );
         let (x, y) = (x.select(0, rows.clone()), y.select(0, rows));
-        let correct: Vec<bool> = net
-            .forward(x.clone())
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(y.clone())
-            .into_data()
-            .try_to_vec()
-            .map_err(|e| TrainError::Bounds(read_error(e)))?;
-        let ball = InputSet::linf(x, eps as f32, input_domain)?;
-        let verdicts = verifier.verify(net, &ball, y)?;
+        let clock = Instant::now();
+        let correct: Vec<bool> = read(
+            net.forward(x.clone())
+                .argmax(1)
+                .squeeze_dim::<1>(1)
+                .equal(y.clone())
+                .into_data(),
+        )?;
+        let ball = InputSet::linf(x.clone(), eps as f32, input_domain)?;
+        let falsified = match attack {
+            Some(attack) => {
+                device.seed(seed.wrapping_add(indices[todo[0]] as u64));
+                counterexamples(net, &ball, attack.run(net, x, y.clone())?, &y)?
+            }
+            None => vec![None; todo.len()],
+        };
+        let attack_seconds = clock.elapsed().as_secs_f64() / todo.len() as f64;
+        let open: Vec<i64> = (0..todo.len())
+            .filter(|&k| falsified[k].is_none())
+            .map(|k| k as i64)
+            .collect();
+        let mut bounded = Vec::new().into_iter();
+        if !open.is_empty() {
+            let rows =
+                Tensor::<1, Int>::from_data(TensorData::new(open.clone(), [open.len()]), device);
+            let ball = InputSet {
+                lower: ball.lower.select(0, rows.clone()),
+                upper: ball.upper.select(0, rows.clone()),
+            };
+            bounded = verifier.verify(net, &ball, y.select(0, rows))?.into_iter();
+        }
         let mut lines = String::new();
-        for ((&i, correct), point) in todo.iter().zip(correct).zip(verdicts) {
+        for (k, (&i, correct)) in todo.iter().zip(correct).enumerate() {
             let label = labels[i];
-            let margin = point
-                .margins
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j as i64 != label)
-                .map(|(_, m)| *m)
-                .fold(f32::INFINITY, f32::min);
+            let (verdict, margin, margins, seconds) = match falsified[k] {
+                Some(margin) => (Verdict::Falsified, margin, Vec::new(), attack_seconds),
+                None => {
+                    let point = bounded.next().expect("a verdict per bounded point");
+                    let margin = point
+                        .margins
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| j as i64 != label)
+                        .map(|(_, m)| *m)
+                        .fold(f32::INFINITY, f32::min);
+                    (
+                        point.verdict,
+                        margin,
+                        point.margins,
+                        attack_seconds + point.seconds,
+                    )
+                }
+            };
             let record = PointRecord {
                 index: indices[i],
                 label,
                 correct,
-                verdict: point.verdict,
+                verdict,
                 margin,
-                margins: point.margins,
-                seconds: point.seconds,
+                margins,
+                seconds,
                 eps,
                 domain: domain.to_string(),
                 input_domain: input_domain.name().to_string(),
@@ -182,8 +246,39 @@ pub fn verify_points(
     ))
 }
 
-fn read_error(e: impl std::fmt::Debug) -> mixtrain_bounds::BoundsError {
-    mixtrain_bounds::BoundsError::Input(format!("reading the predictions back: {e:?}"))
+/// A tensor's values on the host.
+fn read<T: burn::tensor::Element>(data: TensorData) -> Result<Vec<T>, TrainError> {
+    data.try_to_vec()
+        .map_err(|e| TrainError::Bounds(BoundsError::Input(format!("reading results back: {e:?}"))))
+}
+
+/// Per point of `ball`, the smallest margin `z_y - z_j` at the attack's point when it is a
+/// counterexample: misclassified by a forward pass of its own and inside the ball.
+fn counterexamples(
+    net: &Network,
+    ball: &InputSet,
+    found: Adversarial,
+    labels: &Tensor<1, Int>,
+) -> Result<Vec<Option<f32>>, TrainError> {
+    let logits = net.forward(found.points.clone());
+    let [n, classes] = logits.dims();
+    let own = logits.clone().gather(1, labels.clone().unsqueeze_dim(1));
+    let others = labels.clone().one_hot::<2>(classes).bool();
+    let margins = (own - logits).mask_fill(others, f32::INFINITY).min_dim(1);
+    let inside = found
+        .points
+        .clone()
+        .greater_equal(ball.lower.clone())
+        .bool_and(found.points.lower_equal(ball.upper.clone()))
+        .reshape([n as i32, -1])
+        .all_dim(1);
+    let margins: Vec<f32> = read(margins.into_data())?;
+    let inside: Vec<bool> = read(inside.into_data())?;
+    Ok(margins
+        .into_iter()
+        .zip(inside)
+        .map(|(m, inside)| (m < 0.0 && inside).then_some(m))
+        .collect())
 }
 
 /// The records of an earlier run's log at `path` (none if it does not exist), keyed by point.
@@ -249,10 +344,8 @@ fn summarise(
     log: &Path,
 ) -> VerifySummary {
     let n = records.len();
-    let verified = records
-        .values()
-        .filter(|r| r.verdict == Verdict::Verified)
-        .count();
+    let count = |verdict| records.values().filter(|r| r.verdict == verdict).count();
+    let (verified, falsified) = (count(Verdict::Verified), count(Verdict::Falsified));
     let fraction = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
     let mut ms: Vec<f64> = records.values().map(|r| r.seconds * 1e3).collect();
     ms.sort_by(f64::total_cmp);
@@ -266,7 +359,8 @@ fn summarise(
     VerifySummary {
         n,
         verified,
-        unknown: n - verified,
+        falsified,
+        unknown: n - verified - falsified,
         verified_acc: fraction(
             records
                 .values()
