@@ -36,6 +36,13 @@ use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
 const BETA1: f32 = 0.9;
 const BETA2: f32 = 0.999;
 const STEP_DECAY: f32 = 0.98;
+/// The most floats one intermediate layer's passes may carry (a batch's rows times the widest
+/// layer in front) or optimise (its slopes: rows times the ReLU neurons in front; three times
+/// that with Adam's moments); 64 Mi floats, 256 MiB. A layer past it keeps the forward
+/// domains' bounds (past the first) or CROWN's from one pass (past the second): a wide
+/// network's convolutions would otherwise exhaust memory. `mnist_small` always fits: at most 5
+/// points x 2 x 1,568 unstable neurons x 3,136 in front = 47 Mi.
+const CHAIN_SLOPES: usize = 64 << 20;
 
 /// The alpha-CROWN verifier's settings; [`AlphaCrown::margins`] runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -232,15 +239,21 @@ impl AlphaCrown {
         if self.intermediate == Intermediate::Optimised {
             for target in targets {
                 let (l, u) = &plain_pre[target.relu];
-                if let Some(rows) = unstable_rows(l, u)? {
-                    let first = alphas.len();
-                    alphas.extend(expanded(&plain_pre[..target.relu], 2 * rows.dims()[1]));
-                    chains.push(Chain {
-                        target,
-                        rows,
-                        first,
-                    });
+                let Some(rows) = unstable_rows(l, u)? else {
+                    continue;
+                };
+                let [n, m, _] = rows.dims();
+                let in_front: usize = plain_pre[..target.relu].iter().map(|b| b.0.dims()[1]).sum();
+                if n * 2 * m * in_front > CHAIN_SLOPES {
+                    continue;
                 }
+                let first = alphas.len();
+                alphas.extend(expanded(&plain_pre[..target.relu], 2 * m));
+                chains.push(Chain {
+                    target,
+                    rows,
+                    first,
+                });
             }
         }
         let mut best_alphas = alphas[..relus].to_vec();
@@ -344,6 +357,14 @@ fn tighten(
         let Some(rows) = unstable_rows(&l, &u)? else {
             continue;
         };
+        let [n, m, _] = rows.dims();
+        let widest = pre_relu[..target.relu]
+            .iter()
+            .map(|b| b.0.dims()[1])
+            .fold(input.features(), usize::max);
+        if n * 2 * m * widest > CHAIN_SLOPES {
+            continue;
+        }
         let lines = adaptive(pre_relu[..target.relu].to_vec());
         let (lower, upper) = bound_neurons(&body[..target.layer], input, set, lines, rows.clone())?;
         pre_relu[target.relu] = narrow(&(l, u), &rows, lower, upper, Tensor::max_pair);
