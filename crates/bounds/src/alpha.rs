@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crown::{ReluLines, adaptive, bound, bound_neurons, bound_with};
 use crate::domain::{PreRelu, body_and_last, forward_recording, intersect};
+use crate::numeric::read_bools;
 use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
 
 /// Adam's moment decays (the usual ones) and the step's decay per iteration (auto_LiRPA's).
@@ -235,27 +236,10 @@ impl AlphaCrown {
         let classes = net.architecture().classes;
         let mut alphas = expanded(&plain_pre, classes);
         let relus = alphas.len();
-        let mut chains = Vec::new();
-        if self.intermediate == Intermediate::Optimised {
-            for target in targets {
-                let (l, u) = &plain_pre[target.relu];
-                let Some(rows) = unstable_rows(l, u)? else {
-                    continue;
-                };
-                let [n, m, _] = rows.dims();
-                let in_front: usize = plain_pre[..target.relu].iter().map(|b| b.0.dims()[1]).sum();
-                if n * 2 * m * in_front > CHAIN_SLOPES {
-                    continue;
-                }
-                let first = alphas.len();
-                alphas.extend(expanded(&plain_pre[..target.relu], 2 * m));
-                chains.push(Chain {
-                    target,
-                    rows,
-                    first,
-                });
-            }
-        }
+        let chains = match self.intermediate {
+            Intermediate::Optimised => Chain::each(targets, &plain_pre, &mut alphas)?,
+            _ => Vec::new(),
+        };
         let mut best_alphas = alphas[..relus].to_vec();
         let mut best: Option<Tensor<2>> = None;
         let mut adam = Adam::new(&alphas, self.step);
@@ -266,21 +250,7 @@ impl AlphaCrown {
                 .collect();
             let mut bounds = plain_pre.clone();
             for chain in &chains {
-                let slopes = &leaves[chain.first..chain.first + chain.target.relu];
-                let (lower, upper) = bound_neurons(
-                    &body[..chain.target.layer],
-                    input,
-                    &plain_set,
-                    lines(&bounds, slopes),
-                    chain.rows.clone(),
-                )?;
-                let narrowed = narrow(
-                    &bounds[chain.target.relu],
-                    &chain.rows,
-                    lower,
-                    upper,
-                    higher_learning,
-                );
+                let narrowed = chain.narrow(body, input, &plain_set, &bounds, &leaves)?;
                 // every iterate's bounds are sound: the next iteration starts from the tightest
                 plain_pre[chain.target.relu] =
                     (narrowed.0.clone().inner(), narrowed.1.clone().inner());
@@ -427,19 +397,77 @@ struct Chain {
     first: usize,
 }
 
+impl Chain {
+    /// A chain per target with unstable neurons, within [`CHAIN_SLOPES`], its slopes (CROWN's
+    /// to start) appended to `alphas`.
+    fn each(
+        targets: Vec<Target>,
+        bounds: &PreRelu,
+        alphas: &mut Vec<Tensor<3>>,
+    ) -> Result<Vec<Chain>, BoundsError> {
+        let mut chains = Vec::new();
+        for target in targets {
+            let (l, u) = &bounds[target.relu];
+            let Some(rows) = unstable_rows(l, u)? else {
+                continue;
+            };
+            let [n, m, _] = rows.dims();
+            let in_front: usize = bounds[..target.relu].iter().map(|b| b.0.dims()[1]).sum();
+            if n * 2 * m * in_front > CHAIN_SLOPES {
+                continue;
+            }
+            let first = alphas.len();
+            alphas.extend(expanded(&bounds[..target.relu], 2 * m));
+            chains.push(Chain {
+                target,
+                rows,
+                first,
+            });
+        }
+        Ok(chains)
+    }
+
+    /// The target layer's bounds in `bounds` narrowed by a backward pass from its unstable
+    /// neurons with the chain's slopes among `slopes`; the tightest value, the current
+    /// iterate's gradient.
+    fn narrow(
+        &self,
+        body: &[Layer],
+        input: ActShape,
+        set: &InputSet,
+        bounds: &PreRelu,
+        slopes: &[Tensor<3>],
+    ) -> Result<(Tensor<2>, Tensor<2>), BoundsError> {
+        let slopes = &slopes[self.first..self.first + self.target.relu];
+        let (lower, upper) = bound_neurons(
+            &body[..self.target.layer],
+            input,
+            set,
+            lines(bounds, slopes),
+            self.rows.clone(),
+        )?;
+        Ok(narrow(
+            &bounds[self.target.relu],
+            &self.rows,
+            lower,
+            upper,
+            higher_learning,
+        ))
+    }
+}
+
 /// One-hot rows `[n, m, d]` picking each point's unstable neurons (`l < 0 < u`) of a layer
 /// bounded by `[lower, upper]` `[n, d]`, with `m` the most any point has and the others'
 /// padded with zero rows; `None` when no point has one. Read back to the host: the count
 /// sets the shape of the backward pass.
 fn unstable_rows(lower: &Tensor<2>, upper: &Tensor<2>) -> Result<Option<Tensor<3>>, BoundsError> {
     let [n, d] = lower.dims();
-    let unstable: Vec<bool> = lower
-        .clone()
-        .lower_elem(0.0)
-        .bool_and(upper.clone().greater_elem(0.0))
-        .into_data()
-        .try_to_vec()
-        .map_err(|e| BoundsError::Input(format!("reading the unstable neurons back: {e:?}")))?;
+    let unstable = read_bools(
+        lower
+            .clone()
+            .lower_elem(0.0)
+            .bool_and(upper.clone().greater_elem(0.0)),
+    )?;
     let picks: Vec<Vec<i64>> = unstable
         .chunks(d)
         .map(|row| (0..d as i64).filter(|&j| row[j as usize]).collect())
@@ -468,11 +496,7 @@ fn verified(lower: Tensor<2>, labels: &Tensor<1, Int>) -> Result<Vec<bool>, Boun
         lower,
         labels: labels.clone(),
     };
-    margins
-        .verified()
-        .into_data()
-        .try_to_vec::<bool>()
-        .map_err(|e| BoundsError::Input(format!("reading the verified points back: {e:?}")))
+    read_bools(margins.verified())
 }
 
 /// Whether the margin bounds `lower` verify every point: then no step can change a verdict.

@@ -89,6 +89,7 @@ pub use error::BoundsError;
 pub use footprint::{Footprint, Probe, footprint};
 pub use input::{InputDomain, InputSet};
 pub use interval::Interval;
+pub use numeric::{read_bools, read_floats};
 pub use registry::DomainKind;
 pub use spec::Margins;
 pub use symbolic::{MarginEquations, Symbolic, margin_equations};

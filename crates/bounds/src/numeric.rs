@@ -5,6 +5,8 @@
 use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Bool, Int, Tensor};
+
+use crate::BoundsError;
 use mixtrain_nn::{Conv2d, Linear};
 
 /// The linear relaxation of ReLU on pre-activation bounds `[l, u]`, shared by the domains that
@@ -112,4 +114,24 @@ pub(crate) fn conv_adjoint(
         options,
     )
     .reshape([b, m, ci * hi * wi])
+}
+
+/// A boolean tensor's values on the host. Backends store booleans differently (wgpu as `u32`),
+/// so they are read as integers.
+pub fn read_bools<const D: usize>(t: Tensor<D, Bool>) -> Result<Vec<bool>, BoundsError> {
+    let ints: Vec<i64> = t
+        .int()
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec()
+        .map_err(|e| BoundsError::Input(format!("reading booleans back: {e:?}")))?;
+    Ok(ints.into_iter().map(|i| i != 0).collect())
+}
+
+/// A float tensor's values on the host, as `f32` whatever the backend's float type.
+pub fn read_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, BoundsError> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .map_err(|e| BoundsError::Input(format!("reading floats back: {e:?}")))
 }

@@ -7,6 +7,7 @@ use burn::tensor::{Int, Tensor};
 use mixtrain_nn::Network;
 use serde::{Deserialize, Serialize};
 
+use crate::numeric::{read_bools, read_floats};
 use crate::{AlphaCrown, BoundsError, DomainKind, InputSet, Margins};
 
 /// What the verifier concluded about one point.
@@ -112,8 +113,8 @@ impl Verifier {
             };
             let clock = Instant::now();
             let margins = self.margins(net, &batch, labels.clone().slice(start..end))?;
-            let verified: Vec<bool> = read(margins.verified().into_data())?;
-            let lower: Vec<f32> = read(margins.lower.into_data())?;
+            let verified = read_bools(margins.verified())?;
+            let lower = read_floats(margins.lower)?;
             let seconds = clock.elapsed().as_secs_f64() / (end - start) as f64;
             let classes = lower.len() / (end - start);
             verdicts.extend(verified.into_iter().zip(lower.chunks(classes)).map(
@@ -130,11 +131,6 @@ impl Verifier {
         }
         Ok(verdicts)
     }
-}
-
-fn read<T: burn::tensor::Element>(data: burn::tensor::TensorData) -> Result<Vec<T>, BoundsError> {
-    data.try_to_vec()
-        .map_err(|e| BoundsError::Input(format!("reading the bounds back: {e:?}")))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use mixtrain_attack::{Adversarial, Attack};
-use mixtrain_bounds::{BoundsError, InputDomain, InputSet, Verdict, Verifier};
+use mixtrain_bounds::{InputDomain, InputSet, Verdict, Verifier, read_bools, read_floats};
 use mixtrain_data::ImageSet;
 use mixtrain_nn::Network;
 use serde::{Deserialize, Serialize};
@@ -163,12 +163,11 @@ pub fn verify_points(
         );
         let (x, y) = (x.select(0, rows.clone()), y.select(0, rows));
         let clock = Instant::now();
-        let correct: Vec<bool> = read(
+        let correct = read_bools(
             net.forward(x.clone())
                 .argmax(1)
                 .squeeze_dim::<1>(1)
-                .equal(y.clone())
-                .into_data(),
+                .equal(y.clone()),
         )?;
         let ball = InputSet::linf(x.clone(), eps as f32, input_domain)?;
         let falsified = match attack {
@@ -246,12 +245,6 @@ pub fn verify_points(
     ))
 }
 
-/// A tensor's values on the host.
-fn read<T: burn::tensor::Element>(data: TensorData) -> Result<Vec<T>, TrainError> {
-    data.try_to_vec()
-        .map_err(|e| TrainError::Bounds(BoundsError::Input(format!("reading results back: {e:?}"))))
-}
-
 /// Per point of `ball`, the smallest margin `z_y - z_j` at the attack's point when it is a
 /// counterexample: misclassified by a forward pass of its own and inside the ball.
 fn counterexamples(
@@ -272,8 +265,8 @@ fn counterexamples(
         .bool_and(found.points.lower_equal(ball.upper.clone()))
         .reshape([n as i32, -1])
         .all_dim(1);
-    let margins: Vec<f32> = read(margins.into_data())?;
-    let inside: Vec<bool> = read(inside.into_data())?;
+    let margins = read_floats(margins)?;
+    let inside = read_bools(inside)?;
     Ok(margins
         .into_iter()
         .zip(inside)
