@@ -30,6 +30,9 @@
 //! `"crown-symbolic"`, `"alpha-crown"`, `"best"`); [`footprint`] estimates the memory one bounded point needs, so
 //! that a trainer can refuse a configuration before it runs out of memory.
 //!
+//! [`Verifier`] is what a user calls: a domain with alpha-CROWN's settings and a batch size,
+//! giving per point a [`Verdict`], the margins' lower bounds and the seconds spent.
+//!
 //! The modules depend one way: `numeric` (the ReLU relaxation, the adjoint of a convolution,
 //! the specification folded into the last layer) <- `domain` (the [`Domain`] trait and the
 //! forward pass) <- `interval`, `symbolic/` (the domain, then its coefficient storage and
