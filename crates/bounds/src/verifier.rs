@@ -192,7 +192,6 @@ mod tests {
                     Verdict::Unknown
                 };
                 assert_eq!(point.verdict, expected, "{domain}, point {i}");
-                assert!(point.seconds >= 0.0);
                 // alpha-CROWN stops once its batch is verified: its bounds depend on the batch
                 let batched = matches!(domain, DomainKind::AlphaCrown | DomainKind::Best);
                 for (j, m) in point.margins.iter().enumerate().filter(|_| !batched) {

@@ -138,11 +138,7 @@ pub fn verify_points(
         .open(log.path)
         .map_err(io)?;
     let total = set.len();
-    let mut verified = records
-        .values()
-        .filter(|r| r.verdict == Verdict::Verified)
-        .count();
-    (log.progress)(records.len(), total, verified);
+    (log.progress)(records.len(), total, count(&records, Verdict::Verified));
     let batch_size = verifier.batch_size.max(1);
     for batch in set.batches(batch_size, None) {
         let todo: Vec<usize> = (0..batch.len())
@@ -226,14 +222,13 @@ pub fn verify_points(
                 domain: domain.to_string(),
                 input_domain: input_domain.name().to_string(),
             };
-            verified += usize::from(record.verdict == Verdict::Verified);
             lines.push_str(&serde_json::to_string(&record).expect("a record serialises"));
             lines.push('\n');
             records.insert(record.index, record);
         }
         file.write_all(lines.as_bytes()).map_err(io)?;
         file.flush().map_err(io)?;
-        (log.progress)(records.len(), total, verified);
+        (log.progress)(records.len(), total, count(&records, Verdict::Verified));
     }
     Ok(summarise(
         &records,
@@ -328,6 +323,11 @@ fn read_log(
     Ok(records)
 }
 
+/// The records with `verdict`.
+fn count(records: &BTreeMap<usize, PointRecord>, verdict: Verdict) -> usize {
+    records.values().filter(|r| r.verdict == verdict).count()
+}
+
 fn summarise(
     records: &BTreeMap<usize, PointRecord>,
     resumed: usize,
@@ -337,8 +337,10 @@ fn summarise(
     log: &Path,
 ) -> VerifySummary {
     let n = records.len();
-    let count = |verdict| records.values().filter(|r| r.verdict == verdict).count();
-    let (verified, falsified) = (count(Verdict::Verified), count(Verdict::Falsified));
+    let (verified, falsified) = (
+        count(records, Verdict::Verified),
+        count(records, Verdict::Falsified),
+    );
     let fraction = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
     let mut ms: Vec<f64> = records.values().map(|r| r.seconds * 1e3).collect();
     ms.sort_by(f64::total_cmp);
