@@ -126,7 +126,8 @@ impl Default for AlphaCrown {
 
 impl AlphaCrown {
     /// Lower bounds of the margins: intermediate bounds from interval and symbolic
-    /// (intersected), the slopes optimised, never looser than CROWN (`DomainKind::Crown`).
+    /// (intersected; interval alone on a float-sound set, since symbolic does not bound its
+    /// rounding), the slopes optimised, never looser than CROWN (`DomainKind::Crown`).
     pub fn margins(
         &self,
         net: &Network,
@@ -134,21 +135,29 @@ impl AlphaCrown {
         labels: Tensor<1, Int>,
     ) -> Result<Margins, BoundsError> {
         let (_, from_interval) = forward_recording::<Interval>(net, set, &labels)?;
-        let (_, from_symbolic) = forward_recording::<Symbolic>(net, set, &labels)?;
-        let lower = self.after_forward(net, set, &labels, from_interval, &from_symbolic)?;
+        let from_symbolic = match set.float_sound {
+            true => None,
+            false => Some(forward_recording::<Symbolic>(net, set, &labels)?.1),
+        };
+        let lower = self.after_forward(net, set, &labels, from_interval, from_symbolic.as_ref())?;
         Ok(Margins { lower, labels })
     }
 
     /// [`AlphaCrown::margins`] from the forward domains' bounds in front of every ReLU: CROWN
-    /// from interval's and from their intersection, then [`AlphaCrown::refine`].
+    /// from interval's and from their intersection with symbolic's (if any), then
+    /// [`AlphaCrown::refine`].
     pub(crate) fn after_forward(
         &self,
         net: &Network,
         set: &InputSet,
         labels: &Tensor<1, Int>,
         from_interval: PreRelu,
-        from_symbolic: &PreRelu,
+        from_symbolic: Option<&PreRelu>,
     ) -> Result<Tensor<2>, BoundsError> {
+        let Some(from_symbolic) = from_symbolic else {
+            let crown = bound(net, set, labels, from_interval.clone())?;
+            return self.refine(net, set, labels, from_interval, crown);
+        };
         let pre_relu = intersect(&from_interval, from_symbolic);
         let crown = bound(net, set, labels, from_interval)?.max_pair(bound(
             net,
@@ -179,10 +188,7 @@ impl AlphaCrown {
         }
         let len = undecided.len();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(undecided, [len]), &lower.device());
-        let subset = InputSet {
-            lower: set.lower.clone().select(0, rows.clone()),
-            upper: set.upper.clone().select(0, rows.clone()),
-        };
+        let subset = set.select(rows.clone());
         let bounds = pre_relu
             .iter()
             .map(|(l, u)| {
@@ -222,6 +228,7 @@ impl AlphaCrown {
             let set = InputSet {
                 lower: set.lower.clone().inner(),
                 upper: set.upper.clone().inner(),
+                float_sound: set.float_sound,
             };
             let pre = pre_relu
                 .iter()

@@ -9,12 +9,22 @@
 //! bounds `l, u` come from a forward domain (`Interval` gives CROWN-IBP). At the input the
 //! function is minimised over the box in closed form. Cost scales with the number of margins
 //! (classes), not with the input size.
+//!
+//! On a float-sound input set ([`InputSet::float_sound`]) the pass also carries a bound of
+//! what rounding has cost the function so far ([`Rounding`]): every sum it computes is off by
+//! at most `gamma_n` times the same sum of magnitudes, and each such error either is a
+//! constant or scales with the magnitude of the current neurons, which a ReLU's bounds (or the
+//! input box) then bound; the relaxation's chord, its slope and intercept rounded, may dip
+//! below ReLU by at most `gamma_2 (|l| + |u|)`, which counts too. The bound reported is the
+//! computed one minus all of it.
 
+use burn::tensor::module::conv2d;
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{ActShape, Conv2d, Layer, Linear, Network, Residual};
 
 use crate::domain::{PreRelu, body_and_last, channel_affine, forward_recording, shape_error};
-use crate::numeric::{ReluRelaxation, apply, conv_adjoint, dot, fold_spec};
+use crate::numeric::{ReluRelaxation, apply, conv_adjoint, conv_adjoint_of, dot, fold_spec, image};
+use crate::rounding::{UNDERFLOW, slack, up};
 use crate::{BoundsError, Domain, InputSet, Interval, Margins};
 
 /// Margin lower bounds by CROWN with intermediate bounds from domain `D`.
@@ -100,7 +110,18 @@ pub(crate) fn bound_with(
     let (body, last) = body_and_last(net, set, labels)?;
     let (lambda, bias) = fold_spec(last, labels); // [n, classes, d], [n, classes]
     let input = ActShape::Image(net.architecture().input);
-    let f = Backward { lambda, bias }.layers(body, input, &mut relus)?;
+    // the rows W_y - W_j and their biases are rounded once each
+    let rounding = set.float_sound.then(|| Rounding {
+        error: bias.clone().abs() * slack(1),
+        pending: Some(lambda.clone().abs() * slack(1)),
+        input: None,
+    });
+    let f = Backward {
+        lambda,
+        bias,
+        rounding,
+    }
+    .layers(body, input, set.magnitude().as_ref(), &mut relus)?;
     Ok(f.minimum(set))
 }
 
@@ -119,7 +140,17 @@ pub(crate) fn bound_neurons(
     let [n, m, _] = rows.dims();
     let lambda = Tensor::cat(vec![rows.clone(), rows.neg()], 1);
     let bias = Tensor::zeros([n, 2 * m], &set.lower.device());
-    let f = Backward { lambda, bias }.layers(layers, input, &mut relus)?;
+    let rounding = set.float_sound.then(|| Rounding {
+        error: bias.clone(),
+        pending: None,
+        input: None,
+    });
+    let f = Backward {
+        lambda,
+        bias,
+        rounding,
+    }
+    .layers(layers, input, set.magnitude().as_ref(), &mut relus)?;
     let both = f.minimum(set);
     let lower = both.clone().slice([0..n, 0..m]);
     let upper = both.slice([0..n, m..2 * m]).neg();
@@ -132,16 +163,70 @@ pub(crate) fn bound_neurons(
 struct Backward {
     lambda: Tensor<3>,
     bias: Tensor<2>,
+    /// On a float-sound input set, what rounding may have cost the function so far.
+    rounding: Option<Rounding>,
+}
+
+/// A float-sound pass's rounding so far, as a deficit of its lower bound: the exact function
+/// is at least `lambda . z + bias - error - pending . |z|` for every feasible `z` (the current
+/// neurons). `pending` (`[n, specs, d]`, `None` for zero) is the part that scales with the
+/// magnitude of `z`, unknown between affine layers; at a ReLU, whose output lies in
+/// `[0, relu(u)]`, and at the input box it becomes part of `error` (`[n, specs]`).
+struct Rounding {
+    error: Tensor<2>,
+    pending: Option<Tensor<3>>,
+    /// A bound on the magnitude of the current layer's input (`[n, d]`), where the layer in
+    /// front of it is a ReLU or there is none: then an affine layer's error is concretised at
+    /// once, a matrix-vector product forwards instead of a backward pass of magnitudes.
+    input: Option<Tensor<2>>,
+}
+
+impl Rounding {
+    /// Through an affine layer `z = A x + b` whose sums have at most `n` terms, from the
+    /// function `lambda . z + bias` over its output: the computed `lambda A` and `bias +
+    /// lambda . b` are each within `gamma_n` of exact, in proportion to `|lambda| |A| |x|` and
+    /// `|bias| + |lambda| |b|`, and the pending `p . |z|` is at most `p |A| |x| + p |b|`.
+    /// With the input's magnitude `m` known, `forwards` gives `|A| m + |b|` (rounded up), a
+    /// bound on `|z|`, and all of it is concretised; else `backwards` maps magnitudes `a` over
+    /// the output to `(a |A|, a . |b|)` and the part in `|x|` stays pending.
+    fn affine(
+        self,
+        lambda: &Tensor<3>,
+        bias: &Tensor<2>,
+        n: usize,
+        forwards: impl FnOnce(Tensor<2>) -> Tensor<2>,
+        backwards: impl FnOnce(Tensor<3>) -> (Tensor<3>, Tensor<2>),
+    ) -> Self {
+        let own = lambda.clone().abs() * slack(n);
+        let magnitude = match self.pending {
+            Some(pending) => pending + own,
+            None => own,
+        };
+        let constant = bias.clone().abs() * slack(n);
+        let (shift, pending) = match self.input {
+            Some(input) => (apply(magnitude, forwards(input)), None),
+            None => {
+                let (pending, shift) = backwards(magnitude);
+                (shift, Some(up(pending, n)))
+            }
+        };
+        Self {
+            error: self.error + up(shift + constant, n + 2),
+            pending,
+            input: None,
+        }
+    }
 }
 
 impl Backward {
-    /// Carries the function back through `layers` (whose input has shape `input`), consuming
-    /// the bounds of their ReLUs from the end of `relus`: the one place a layer is matched to
-    /// its backward rule.
+    /// Carries the function back through `layers` (whose input has shape `input`, and
+    /// magnitude at most `magnitude` where known), consuming the bounds of their ReLUs from the
+    /// end of `relus`: the one place a layer is matched to its backward rule.
     fn layers(
         self,
         layers: &[Layer],
         input: ActShape,
+        magnitude: Option<&Tensor<2>>,
         relus: &mut Vec<ReluLines>,
     ) -> Result<Self, BoundsError> {
         let mut shapes = Vec::with_capacity(layers.len());
@@ -154,7 +239,10 @@ impl Backward {
             shape = output;
         }
         let mut f = self;
-        for (layer, (input, output)) in layers.iter().zip(shapes).rev() {
+        for (index, (layer, (input, output))) in layers.iter().zip(shapes).enumerate().rev() {
+            if let Some(rounding) = f.rounding.as_mut() {
+                rounding.input = magnitude_after(&layers[..index], relus, magnitude);
+            }
             if let Some((scale, shift)) = channel_affine(layer, input, &f.lambda.device()) {
                 f = f.channel_affine(scale, shift);
                 continue;
@@ -186,13 +274,29 @@ impl Backward {
         let weight = layer.weight.val(); // [in, out]
         let [d_in, d_out] = weight.dims();
         let [n, classes, _] = self.lambda.dims();
-        let bias = self.bias + dot(self.lambda.clone(), layer.bias.val().reshape([1, 1, d_out]));
-        let lambda = self
-            .lambda
-            .reshape([n * classes, d_out])
-            .matmul(weight.transpose())
-            .reshape([n, classes, d_in]);
-        Self { lambda, bias }
+        let layer_bias = layer.bias.val().reshape([1, 1, d_out]);
+        let carry = |rows: Tensor<3>, weight: Tensor<2>| {
+            rows.reshape([n * classes, d_out])
+                .matmul(weight.transpose())
+                .reshape([n, classes, d_in])
+        };
+        let rounding = self.rounding.map(|r| {
+            let forwards = |m: Tensor<2>| {
+                let z = m.matmul(weight.clone().abs()) + layer.bias.val().abs().unsqueeze_dim(0);
+                up(z, d_in + 1)
+            };
+            r.affine(&self.lambda, &self.bias, d_out + 1, forwards, |a| {
+                let shift = dot(a.clone(), layer_bias.clone().abs());
+                (carry(a, weight.clone().abs()), shift)
+            })
+        });
+        let bias = self.bias + dot(self.lambda.clone(), layer_bias);
+        let lambda = carry(self.lambda, weight);
+        Self {
+            lambda,
+            bias,
+            rounding,
+        }
     }
 
     /// The bias into the constant (summed over each channel's positions), the adjoint on the
@@ -200,23 +304,64 @@ impl Backward {
     fn conv2d(self, conv: &Conv2d, input: [usize; 3], output: [usize; 3]) -> Self {
         let [n, classes, _] = self.lambda.dims();
         let [co, ho, wo] = output;
-        let per_channel = self
-            .lambda
-            .clone()
-            .reshape([n, classes, co, ho * wo])
-            .sum_dim(3)
-            .squeeze_dim::<3>(3);
-        let bias = self.bias + dot(per_channel, conv.bias.val().reshape([1, 1, co]));
+        let conv_bias = conv.bias.val().reshape([1, 1, co]);
+        let shift = |rows: Tensor<3>, bias: Tensor<3>| {
+            let per_channel = rows
+                .reshape([n, classes, co, ho * wo])
+                .sum_dim(3)
+                .squeeze_dim::<3>(3);
+            dot(per_channel, bias)
+        };
+        // an adjoint's sum has at most co k k terms, a bias's co ho wo
+        let k = conv.weight.val().dims()[2];
+        let terms = (co * k * k).max(co * ho * wo) + 1;
+        let rounding = self.rounding.map(|r| {
+            let [_, ci, _, _] = conv.weight.val().dims();
+            let forwards = |m: Tensor<2>| {
+                let weight = conv.weight.val().abs();
+                let bias = conv.bias.val().abs();
+                let z = conv2d(image(m, input), weight, Some(bias), conv.options());
+                up(z.flatten(1, 3), ci * k * k + 1)
+            };
+            r.affine(&self.lambda, &self.bias, terms, forwards, |a| {
+                let weight = conv.weight.val().abs();
+                let shift = shift(a.clone(), conv_bias.clone().abs());
+                (conv_adjoint_of(a, conv, weight, input, output), shift)
+            })
+        });
+        let bias = self.bias + shift(self.lambda.clone(), conv_bias);
         Self {
             lambda: conv_adjoint(self.lambda, conv, input, output),
             bias,
+            rounding,
         }
     }
 
-    /// The function minimised over the input box in closed form: `[n, specs]`.
+    /// The function minimised over the input box in closed form: `[n, specs]`. Float sound,
+    /// from the corners (`sum max(lambda, 0) l + min(lambda, 0) u`: a centre and radius
+    /// computed from them are rounded), less the rounding, pending and of the sum itself.
     fn minimum(self, set: &InputSet) -> Tensor<2> {
-        let (centre, radius) = set.centre_radius();
-        self.bias + apply(self.lambda.clone(), centre) - apply(self.lambda.abs(), radius)
+        let Some(rounding) = self.rounding else {
+            let (centre, radius) = set.centre_radius();
+            return self.bias + apply(self.lambda.clone(), centre)
+                - apply(self.lambda.abs(), radius);
+        };
+        let lower: Tensor<2> = set.lower.clone().flatten(1, 3);
+        let upper: Tensor<2> = set.upper.clone().flatten(1, 3);
+        let terms = 2 * lower.dims()[1] + 1;
+        let positive = relu(self.lambda.clone());
+        let negative = self.lambda.clone() - positive.clone();
+        let value =
+            self.bias.clone() + apply(positive, lower.clone()) + apply(negative, upper.clone());
+        let own = self.lambda.abs() * slack(terms);
+        let magnitude = match rounding.pending {
+            Some(pending) => pending + own,
+            None => own,
+        };
+        let error = rounding.error
+            + apply(magnitude, lower.abs().max_pair(upper.abs()))
+            + self.bias.abs() * slack(terms);
+        value - up(error, terms + 2) - UNDERFLOW
     }
 
     /// The chord where the coefficient is negative, the lower line `alpha z` where positive;
@@ -228,21 +373,80 @@ impl Backward {
             alpha,
         } = lines;
         let relax = ReluRelaxation::new(&lower, &upper);
-        let intercept = relax.intercept(lower);
+        let intercept = relax.intercept(lower.clone());
+        let unstable = relax.unstable.float();
         let slope =
-            alpha * relax.unstable.float().unsqueeze_dim(1) + relax.active.float().unsqueeze_dim(1);
+            alpha * unstable.clone().unsqueeze_dim(1) + relax.active.float().unsqueeze_dim(1);
         let positive = relu(self.lambda.clone());
-        let negative = self.lambda - positive.clone();
-        let bias = self.bias + apply(negative.clone(), intercept);
-        let lambda = positive * slope + negative * relax.slope.unsqueeze_dim(1);
-        Self { lambda, bias }
+        let negative = self.lambda.clone() - positive.clone();
+        let bias = self.bias.clone() + apply(negative.clone(), intercept.clone());
+        let lambda = positive * slope + negative.clone() * relax.slope.unsqueeze_dim(1);
+        let rounding = self.rounding.map(|r| {
+            Self::relu_rounding(
+                r,
+                &lambda,
+                &self.bias,
+                negative.abs(),
+                &lower,
+                &upper,
+                intercept,
+                unstable,
+            )
+        });
+        Self {
+            lambda,
+            bias,
+            rounding,
+        }
+    }
+
+    /// What a ReLU's step costs a float-sound pass, all of it concretised (the neurons `z` in
+    /// `[l, u]`, the ReLU's output in `[0, relu(u)]`): the pending error at `relu(u)`; the
+    /// chords' dip below ReLU (`gamma_2 (|l| + |u|)` on unstable neurons) where the coefficient
+    /// is negative; the rounding of the products `lambda slope` (`gamma_1 |lambda'| |z|`) and of
+    /// the bias's sum (`gamma_(d+1) (|bias| + |lambda^-| |intercept|)`).
+    #[allow(clippy::too_many_arguments)]
+    fn relu_rounding(
+        rounding: Rounding,
+        lambda: &Tensor<3>,
+        bias: &Tensor<2>,
+        negative: Tensor<3>,
+        lower: &Tensor<2>,
+        upper: &Tensor<2>,
+        intercept: Tensor<2>,
+        unstable: Tensor<2>,
+    ) -> Rounding {
+        let d = lower.dims()[1];
+        let dip = (lower.clone().abs() + upper.clone().abs()) * unstable * slack(2);
+        let magnitude = lower.clone().abs().max_pair(upper.clone().abs());
+        let mut error = apply(negative.clone(), dip)
+            + apply(lambda.clone().abs(), magnitude) * slack(1)
+            + (bias.clone().abs() + apply(negative, intercept.abs())) * slack(d + 1);
+        if let Some(pending) = rounding.pending {
+            error = error + apply(pending, relu(upper.clone()));
+        }
+        Rounding {
+            error: rounding.error + up(error, d + 4),
+            pending: None,
+            input: None,
+        }
     }
 
     fn channel_affine(self, scale: Tensor<2>, shift: Tensor<2>) -> Self {
+        let d = scale.dims()[1];
+        let rounding = self.rounding.map(|r| {
+            let (scale, shift) = (scale.clone().abs(), shift.clone().abs());
+            let forwards = |m: Tensor<2>| up(m * scale.clone() + shift.clone(), 2);
+            r.affine(&self.lambda, &self.bias, d + 1, forwards, |a| {
+                let moved = apply(a.clone(), shift.clone());
+                (a * scale.clone().unsqueeze_dim(0), moved)
+            })
+        });
         let bias = self.bias + apply(self.lambda.clone(), shift);
         Self {
             lambda: self.lambda * scale.unsqueeze_dim(0),
             bias,
+            rounding,
         }
     }
 
@@ -255,18 +459,59 @@ impl Backward {
         relus: &mut Vec<ReluLines>,
     ) -> Result<Self, BoundsError> {
         let lambda = self.lambda.clone();
-        let path = self.layers(&block.path, input, relus)?;
+        let pending = self.rounding.as_ref().and_then(|r| r.pending.clone());
+        let path = self.layers(&block.path, input, None, relus)?;
+        // the block's output is path + skip: its pending error applies to each
         let skip = Self {
             lambda,
             bias: path.bias,
+            rounding: path.rounding.as_ref().map(|r| Rounding {
+                error: r.error.clone(),
+                pending,
+                input: None,
+            }),
         };
         let skip = match &block.skip {
-            Some(conv) => skip.layers(&[Layer::Conv2d(conv.clone())], input, relus)?,
+            Some(conv) => skip.layers(&[Layer::Conv2d(conv.clone())], input, None, relus)?,
             None => skip,
         };
+        let lambda = path.lambda + skip.lambda;
+        let rounding = path.rounding.zip(skip.rounding).map(|(p, s)| {
+            let own = lambda.clone().abs() * slack(2);
+            let pending = [p.pending, s.pending]
+                .into_iter()
+                .flatten()
+                .fold(own, |a, b| a + b);
+            Rounding {
+                error: s.error,
+                pending: Some(up(pending, 4)),
+                input: None,
+            }
+        });
         Ok(Self {
-            lambda: path.lambda + skip.lambda,
+            lambda,
             bias: skip.bias,
+            rounding,
         })
+    }
+}
+
+/// A bound on the magnitude of the output of `before` (the layers in front of the current one,
+/// whose input's magnitude is at most `input` where known): `relu(u)` if the last of them but
+/// flattens is a ReLU (whose lines are then the last of `relus`), `input` if there is none,
+/// unknown otherwise.
+fn magnitude_after(
+    before: &[Layer],
+    relus: &[ReluLines],
+    input: Option<&Tensor<2>>,
+) -> Option<Tensor<2>> {
+    match before
+        .iter()
+        .rev()
+        .find(|l| !matches!(l, Layer::Flatten(_)))
+    {
+        None => input.cloned(),
+        Some(Layer::Relu(_)) => relus.last().map(|lines| relu(lines.upper.clone())),
+        Some(_) => None,
     }
 }

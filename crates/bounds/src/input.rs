@@ -1,7 +1,8 @@
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::BoundsError;
+use crate::rounding::slack;
 
 /// The box every input must stay in, before the network's normalisation. Written `unit` or
 /// `image` in configs and on the command line.
@@ -47,6 +48,10 @@ pub struct InputSet {
     pub lower: Tensor<4>,
     /// `[n, c, h, w]` upper corners, in pixel units (before normalisation).
     pub upper: Tensor<4>,
+    /// Whether bounds of this set account for the engine's float32 rounding (see
+    /// [`InputSet::into_float_sound`]); off for training, where speed matters and a bound off by
+    /// `1e-6` changes nothing.
+    pub float_sound: bool,
 }
 
 impl InputSet {
@@ -76,7 +81,11 @@ impl InputSet {
         };
         let lower = (x.clone() - eps).max_pair(lo);
         let upper = (x + eps).min_pair(hi);
-        Ok(Self { lower, upper })
+        Ok(Self {
+            lower,
+            upper,
+            float_sound: false,
+        })
     }
 
     /// An arbitrary box, `[n, c, h, w]` corners. Rejects corners of different shapes, NaNs and
@@ -103,7 +112,52 @@ impl InputSet {
                 "{bad} coordinates have lower > upper or a NaN corner"
             )));
         }
-        Ok(Self { lower, upper })
+        Ok(Self {
+            lower,
+            upper,
+            float_sound: false,
+        })
+    }
+
+    /// The same boxes, to be bounded soundly in floating point: every domain that supports it
+    /// (all but the symbolic ones, which refuse) widens each bound it reports by a rigorous
+    /// bound of its float32 rounding, so a verified point is verified for the network's exact
+    /// arithmetic. The corners themselves move out by a relative `9 * 2^-24`, since `x - eps`
+    /// rounded may lie inside the exact ball.
+    pub fn into_float_sound(self) -> Self {
+        let widen = |t: Tensor<4>| t.abs() * slack(1);
+        Self {
+            lower: self.lower.clone() - widen(self.lower),
+            upper: self.upper.clone() + widen(self.upper),
+            float_sound: true,
+        }
+    }
+
+    /// The boxes `rows` (a subset of the batch, in that order), with the same soundness.
+    pub fn select(&self, rows: Tensor<1, Int>) -> Self {
+        Self {
+            lower: self.lower.clone().select(0, rows.clone()),
+            upper: self.upper.clone().select(0, rows),
+            float_sound: self.float_sound,
+        }
+    }
+
+    /// The boxes `start..end` of the batch, with the same soundness.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        Self {
+            lower: self.lower.clone().slice(range.clone()),
+            upper: self.upper.clone().slice(range),
+            float_sound: self.float_sound,
+        }
+    }
+
+    /// `max(|lower|, |upper|)` flattened to `[n, c*h*w]` on a float-sound set (a bound on the
+    /// magnitude of every input, for rounding bounds), else `None`.
+    pub(crate) fn magnitude(&self) -> Option<Tensor<2>> {
+        self.float_sound.then(|| {
+            let lower: Tensor<2> = self.lower.clone().abs().flatten(1, 3);
+            lower.max_pair(self.upper.clone().abs().flatten(1, 3))
+        })
     }
 
     /// Centre and radius, flattened to `[n, c*h*w]`.

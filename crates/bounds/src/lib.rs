@@ -80,6 +80,7 @@ mod input;
 mod interval;
 mod numeric;
 mod registry;
+mod rounding;
 mod spec;
 mod symbolic;
 mod verifier;

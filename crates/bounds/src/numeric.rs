@@ -95,10 +95,22 @@ pub(crate) fn conv_adjoint(
     input: [usize; 3],
     output: [usize; 3],
 ) -> Tensor<3> {
+    conv_adjoint_of(rows, conv, conv.weight.val(), input, output)
+}
+
+/// [`conv_adjoint`] with `weight` in place of the convolution's own (its magnitudes `|W|`, for
+/// rounding bounds).
+pub(crate) fn conv_adjoint_of(
+    rows: Tensor<3>,
+    conv: &Conv2d,
+    weight: Tensor<4>,
+    input: [usize; 3],
+    output: [usize; 3],
+) -> Tensor<3> {
     let [b, m, _] = rows.dims();
     let [ci, hi, wi] = input;
     let [co, ho, wo] = output;
-    let k = conv.weight.val().dims()[2];
+    let k = weight.dims()[2];
     let pad_out = |s: usize| (s + 2 * conv.padding - k) % conv.stride;
     let options = ConvTransposeOptions::new(
         [conv.stride; 2],
@@ -107,13 +119,11 @@ pub(crate) fn conv_adjoint(
         [1, 1],
         1,
     );
-    conv_transpose2d(
-        rows.reshape([b * m, co, ho, wo]),
-        conv.weight.val(),
-        None,
-        options,
-    )
-    .reshape([b, m, ci * hi * wi])
+    conv_transpose2d(rows.reshape([b * m, co, ho, wo]), weight, None, options).reshape([
+        b,
+        m,
+        ci * hi * wi,
+    ])
 }
 
 /// A boolean tensor's values on the host. Backends store booleans differently (wgpu as `u32`),

@@ -47,8 +47,8 @@ pub struct PointVerdict {
     pub seconds: f64,
 }
 
-/// A verifier: a bounds domain, alpha-CROWN's settings (used by `alpha-crown` and `best`) and
-/// how many points are bounded at once.
+/// A verifier: a bounds domain, alpha-CROWN's settings (used by `alpha-crown` and `best`),
+/// how many points are bounded at once, and whether its bounds account for float32 rounding.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Verifier {
     /// The domain the margins are bounded in.
@@ -57,6 +57,11 @@ pub struct Verifier {
     pub alpha: AlphaCrown,
     /// Points per bound computation.
     pub batch_size: usize,
+    /// Whether every bound accounts for the engine's float32 rounding
+    /// ([`InputSet::into_float_sound`]), so that a verified point is verified for the network's
+    /// exact arithmetic; on by default. The symbolic domains do not support it and refuse.
+    #[serde(default)]
+    pub float_sound: bool,
 }
 
 impl Verifier {
@@ -77,6 +82,7 @@ impl Verifier {
             domain,
             alpha: AlphaCrown::default(),
             batch_size,
+            float_sound: true,
         }
     }
 
@@ -87,7 +93,16 @@ impl Verifier {
         set: &InputSet,
         labels: Tensor<1, Int>,
     ) -> Result<Margins, BoundsError> {
-        self.domain.margins_with(&self.alpha, net, set, labels)
+        let set = self.prepared(set);
+        self.domain.margins_with(&self.alpha, net, &set, labels)
+    }
+
+    /// `set`, float sound if the verifier is.
+    fn prepared(&self, set: &InputSet) -> InputSet {
+        match self.float_sound && !set.float_sound {
+            true => set.clone().into_float_sound(),
+            false => set.clone(),
+        }
     }
 
     /// A verdict for every point of `set` with label `labels`, bounded
@@ -103,16 +118,15 @@ impl Verifier {
                 "the verifier's batch size must be at least 1".into(),
             ));
         }
+        let set = self.prepared(set);
         let n = set.len();
         let mut verdicts = Vec::with_capacity(n);
         for start in (0..n).step_by(self.batch_size) {
             let end = (start + self.batch_size).min(n);
-            let batch = InputSet {
-                lower: set.lower.clone().slice(start..end),
-                upper: set.upper.clone().slice(start..end),
-            };
+            let batch = set.slice(start..end);
             let clock = Instant::now();
-            let margins = self.margins(net, &batch, labels.clone().slice(start..end))?;
+            let labels = labels.clone().slice(start..end);
+            let margins = self.domain.margins_with(&self.alpha, net, &batch, labels)?;
             let verified = read_bools(margins.verified())?;
             let lower = read_floats(margins.lower)?;
             let seconds = clock.elapsed().as_secs_f64() / (end - start) as f64;
@@ -136,7 +150,7 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use burn::tensor::{Distribution, TensorData};
-    use mixtrain_nn::{Architecture, Backend, LayerSpec};
+    use mixtrain_nn::{Architecture, Backend, LayerSpec, zoo};
 
     use super::*;
     use crate::InputDomain;
@@ -171,13 +185,15 @@ mod tests {
         );
         let set = InputSet::linf(x, 0.01, InputDomain::Unit).unwrap();
         for domain in DomainKind::ALL {
-            let whole = Verifier::new(domain)
-                .margins(&net, &set, labels.clone())
-                .unwrap();
+            let single = Verifier {
+                float_sound: domain.float_sound(),
+                ..Verifier::new(domain)
+            };
+            let whole = single.margins(&net, &set, labels.clone()).unwrap();
             let lower: Vec<f32> = whole.lower.into_data().try_to_vec().unwrap();
             let verifier = Verifier {
                 batch_size: 3,
-                ..Verifier::new(domain)
+                ..single
             };
             let verdicts = verifier.verify(&net, &set, labels.clone()).unwrap();
             assert_eq!(verdicts.len(), 7);
@@ -207,6 +223,39 @@ mod tests {
             batch_size: 0,
             ..Verifier::new(DomainKind::Crown)
         };
-        assert!(none.verify(&net, &set, labels).is_err());
+        assert!(none.verify(&net, &set, labels.clone()).is_err());
+        let refused = Verifier::new(DomainKind::Symbolic).verify(&net, &set, labels);
+        assert!(
+            matches!(
+                refused,
+                Err(BoundsError::NotFloatSound { domain: "symbolic" })
+            ),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn float_soundness_only_lowers_the_bounds_and_by_little() {
+        let device = Backend::Flex.device(None).unwrap();
+        let net = Network::init(&zoo::architecture("mnist_small").unwrap(), 1, &device).unwrap();
+        let x = Tensor::<4>::random([4, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+        let labels = net.forward(x.clone()).argmax(1).squeeze_dim::<1>(1);
+        let set = InputSet::linf(x, 0.002, InputDomain::Unit).unwrap();
+        for domain in [DomainKind::Interval, DomainKind::Crown] {
+            let plain = Verifier {
+                float_sound: false,
+                ..Verifier::new(domain)
+            };
+            let sound = Verifier::new(domain);
+            let plain = read_floats(plain.margins(&net, &set, labels.clone()).unwrap().lower);
+            let sound = read_floats(sound.margins(&net, &set, labels.clone()).unwrap().lower);
+            for (p, s) in plain.unwrap().into_iter().zip(sound.unwrap()) {
+                assert!(s <= p, "{domain}: float sound {s} above {p}");
+                assert!(
+                    p - s <= 1e-2 * (1.0 + p.abs()),
+                    "{domain}: {s} far below {p}"
+                );
+            }
+        }
     }
 }

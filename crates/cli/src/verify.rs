@@ -40,6 +40,11 @@ pub struct VerifyArgs {
     /// CROWN once) or optimised (their slopes optimised with the margins').
     #[arg(long)]
     alpha_intermediate: Option<Intermediate>,
+    /// Bounds in float32 as computed, without widening them by a bound of their rounding (by
+    /// default every bound does, so that a verified point is verified for exact arithmetic;
+    /// the symbolic domains need this flag).
+    #[arg(long)]
+    no_float_sound: bool,
     /// Bound every point: no PGD attack first (by default one runs, with the evaluation
     /// protocol's settings or the flags below, and a point it breaks is `falsified`).
     #[arg(long)]
@@ -69,6 +74,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     if let Some(i) = args.alpha_intermediate {
         verifier.alpha.intermediate = i;
     }
+    verifier.float_sound = !args.no_float_sound;
     let mut progress = Progress::new(set.len());
     let attack = (!args.no_attack)
         .then(|| {
@@ -100,7 +106,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         println!("{obj}");
     } else {
         println!(
-            "{} on {} ({} test images, eps {}, {}, {} box): verified {} ({:.2}% verified \
+            "{} on {} ({} test images, eps {}, {}, {} box, {}): verified {} ({:.2}% verified \
              accuracy), falsified {}, {} unknown; {:.1} s, median {:.1} ms, 90th percentile \
              {:.1} ms per point; log {}",
             args.test.model,
@@ -109,6 +115,11 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             summary.eps,
             summary.domain,
             summary.input_domain,
+            if summary.float_sound {
+                "float sound"
+            } else {
+                "float32 as computed"
+            },
             summary.verified,
             100.0 * summary.verified_acc,
             summary.falsified,

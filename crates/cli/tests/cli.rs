@@ -261,7 +261,7 @@ fn bad_input_gets_a_clear_error() {
 #[test]
 fn eval_reports_verified_accuracy_with_domain_and_eps() {
     let weights = reference("mixtrain-eps0.3");
-    let run = |domain: &str| -> serde_json::Value {
+    let run = |domain: &str, flags: &[&str]| -> serde_json::Value {
         let out = ok(mixtrain()
             .args([
                 "eval",
@@ -281,11 +281,15 @@ fn eval_reports_verified_accuracy_with_domain_and_eps() {
                 "--weights",
             ])
             .arg(&weights)
+            .args(flags)
             .output()
             .unwrap());
         serde_json::from_str(out.trim()).unwrap()
     };
-    let (interval, symbolic) = (run("interval"), run("symbolic"));
+    // the symbolic domain does not bound its float32 rounding: it needs --no-float-sound
+    let (interval, symbolic) = (run("interval", &[]), run("symbolic", &["--no-float-sound"]));
+    assert_eq!(interval["float_sound"], true);
+    assert_eq!(symbolic["float_sound"], false);
     for (v, name) in [(&interval, "interval"), (&symbolic, "symbolic")] {
         assert_eq!(v["domain"], name);
         assert_eq!(v["eps"], 0.1);
@@ -317,6 +321,24 @@ fn eval_reports_verified_accuracy_with_domain_and_eps() {
             weights.to_str().unwrap(),
         ],
         "octagon",
+    );
+    fails_with(
+        &[
+            "eval",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--limit",
+            "5",
+            "--eps",
+            "0.1",
+            "--domain",
+            "symbolic",
+            "--weights",
+            weights.to_str().unwrap(),
+        ],
+        "--no-float-sound",
     );
 }
 

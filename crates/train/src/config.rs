@@ -63,6 +63,11 @@ pub struct FinalEvalConfig {
     /// symbolic domains, 50 for interval and crown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound_batch_size: Option<usize>,
+    /// Whether the verified accuracy accounts for float32 rounding (see
+    /// `mixtrain_bounds::InputSet::into_float_sound`). Default: on wherever the domain
+    /// supports it (all but `symbolic` and `crown-symbolic`); `true` with those is an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float_sound: Option<bool>,
 }
 
 /// Which optimiser updates the weights.
@@ -273,12 +278,27 @@ impl TrainConfig {
             .unwrap_or_else(|| protocol::bound_batch_size(domain))
     }
 
-    /// The verifier for validation and the final evaluation in `domain`, with
-    /// [`TrainConfig::bound_batch_size`] points at a time.
+    /// The verifier for validation in `domain`, with [`TrainConfig::bound_batch_size`] points
+    /// at a time; not float sound (training needs speed, and a validation figure off by a
+    /// rounding's worth decides nothing).
     pub fn verifier(&self, domain: DomainKind) -> Verifier {
         Verifier {
             batch_size: self.bound_batch_size(domain),
+            float_sound: false,
             ..Verifier::new(domain)
+        }
+    }
+
+    /// The verifier of the final evaluation: [`TrainConfig::verifier`] in `final_eval.domain`,
+    /// float sound as `final_eval.float_sound` says.
+    pub fn final_verifier(&self) -> Verifier {
+        let domain = self.final_eval.domain;
+        Verifier {
+            float_sound: self
+                .final_eval
+                .float_sound
+                .unwrap_or_else(|| domain.float_sound()),
+            ..self.verifier(domain)
         }
     }
 
@@ -395,6 +415,13 @@ impl TrainConfig {
         }
         if self.policy() == Policy::Adaptive && self.val_size == 0 {
             return err("the adaptive DMT policy needs a validation split: val_size >= 1".into());
+        }
+        if self.final_eval.float_sound == Some(true) && !self.final_eval.domain.float_sound() {
+            return err(format!(
+                "final_eval.float_sound: domain {} does not bound its float32 rounding; \
+                 use interval, crown, alpha-crown or best, or float_sound = false",
+                self.final_eval.domain
+            ));
         }
         if self.final_eval.bound_batch_size == Some(0) {
             return err("final_eval.bound_batch_size must be at least 1".into());

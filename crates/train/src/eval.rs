@@ -116,6 +116,8 @@ pub struct VerifyResult {
     pub input_domain: &'static str,
     /// Fraction of points both classified correctly and verified.
     pub verified_acc: f64,
+    /// Whether the bounds accounted for float32 rounding.
+    pub float_sound: bool,
     /// Wall-clock seconds, including moving the data to the device.
     pub seconds: f64,
 }
@@ -146,6 +148,7 @@ pub fn verify(
         domain: verifier.domain.name(),
         input_domain: input_domain.name(),
         verified_acc,
+        float_sound: verifier.float_sound,
         seconds,
     })
 }

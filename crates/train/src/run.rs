@@ -485,7 +485,7 @@ fn final_evaluation(
     device: &Device,
 ) -> Result<FinalEval, TrainError> {
     let test = &data.test;
-    let verifier = config.verifier(config.final_eval.domain);
+    let verifier = config.final_verifier();
     let verified = verify(
         net,
         test,

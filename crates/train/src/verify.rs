@@ -43,6 +43,9 @@ pub struct PointRecord {
     pub domain: String,
     /// The box pixels are clipped to (`unit` or `image`).
     pub input_domain: String,
+    /// Whether the bounds account for float32 rounding (a log from before this field: no).
+    #[serde(default)]
+    pub float_sound: bool,
 }
 
 /// Figures of a whole verification log.
@@ -76,6 +79,8 @@ pub struct VerifySummary {
     pub domain: &'static str,
     /// The input domain's name.
     pub input_domain: &'static str,
+    /// Whether the bounds accounted for float32 rounding.
+    pub float_sound: bool,
     /// The log.
     pub log: PathBuf,
 }
@@ -130,7 +135,13 @@ pub fn verify_points(
         source,
     };
     let domain = verifier.domain.name();
-    let mut records = read_log(log.path, eps, domain, input_domain.name())?;
+    let kind = LogKind {
+        eps,
+        domain,
+        input_domain: input_domain.name(),
+        float_sound: verifier.float_sound,
+    };
+    let mut records = read_log(log.path, &kind)?;
     let resumed = records.len();
     let mut file = OpenOptions::new()
         .create(true)
@@ -182,10 +193,7 @@ pub fn verify_points(
         if !open.is_empty() {
             let rows =
                 Tensor::<1, Int>::from_data(TensorData::new(open.clone(), [open.len()]), device);
-            let ball = InputSet {
-                lower: ball.lower.select(0, rows.clone()),
-                upper: ball.upper.select(0, rows.clone()),
-            };
+            let ball = ball.select(rows.clone());
             bounded = verifier.verify(net, &ball, y.select(0, rows))?.into_iter();
         }
         let mut lines = String::new();
@@ -221,6 +229,7 @@ pub fn verify_points(
                 eps,
                 domain: domain.to_string(),
                 input_domain: input_domain.name().to_string(),
+                float_sound: verifier.float_sound,
             };
             lines.push_str(&serde_json::to_string(&record).expect("a record serialises"));
             lines.push('\n');
@@ -230,14 +239,7 @@ pub fn verify_points(
         file.flush().map_err(io)?;
         (log.progress)(records.len(), total, count(&records, Verdict::Verified));
     }
-    Ok(summarise(
-        &records,
-        resumed,
-        eps,
-        domain,
-        input_domain,
-        log.path,
-    ))
+    Ok(summarise(&records, resumed, &kind, log.path))
 }
 
 /// Per point of `ball`, the smallest margin `z_y - z_j` at the attack's point when it is a
@@ -271,12 +273,7 @@ fn counterexamples(
 
 /// The records of an earlier run's log at `path` (none if it does not exist), keyed by point.
 /// A last line without its newline (the run was killed while writing it) is cut off the file.
-fn read_log(
-    path: &Path,
-    eps: f64,
-    domain: &str,
-    input_domain: &str,
-) -> Result<BTreeMap<usize, PointRecord>, TrainError> {
+fn read_log(path: &Path, kind: &LogKind) -> Result<BTreeMap<usize, PointRecord>, TrainError> {
     let io = |source| TrainError::Io {
         path: path.to_path_buf(),
         source,
@@ -302,14 +299,18 @@ fn read_log(
                 origin: path.display().to_string(),
                 message: format!("line {number} is not a verification record: {e}"),
             })?;
-        if record.eps != eps || record.domain != domain || record.input_domain != input_domain {
+        let written = LogKind {
+            eps: record.eps,
+            domain: &record.domain,
+            input_domain: &record.input_domain,
+            float_sound: record.float_sound,
+        };
+        if written != *kind {
             return Err(TrainError::Config {
                 origin: path.display().to_string(),
                 message: format!(
-                    "line {number} was written for eps {}, domain {}, input domain {}; this run \
-                     verifies eps {eps}, domain {domain}, input domain {input_domain}: give \
-                     another log",
-                    record.eps, record.domain, record.input_domain
+                    "line {number} was written for {written}; this run verifies {kind}: give \
+                     another log"
                 ),
             });
         }
@@ -323,6 +324,26 @@ fn read_log(
     Ok(records)
 }
 
+/// What the lines of one log have in common: a resumed run must verify the same.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LogKind<'a> {
+    eps: f64,
+    domain: &'a str,
+    input_domain: &'a str,
+    float_sound: bool,
+}
+
+impl std::fmt::Display for LogKind<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sound = if self.float_sound { "" } else { "not " };
+        write!(
+            f,
+            "eps {}, domain {}, input domain {}, {sound}float sound",
+            self.eps, self.domain, self.input_domain
+        )
+    }
+}
+
 /// The records with `verdict`.
 fn count(records: &BTreeMap<usize, PointRecord>, verdict: Verdict) -> usize {
     records.values().filter(|r| r.verdict == verdict).count()
@@ -331,9 +352,7 @@ fn count(records: &BTreeMap<usize, PointRecord>, verdict: Verdict) -> usize {
 fn summarise(
     records: &BTreeMap<usize, PointRecord>,
     resumed: usize,
-    eps: f64,
-    domain: &'static str,
-    input_domain: InputDomain,
+    kind: &LogKind<'static>,
     log: &Path,
 ) -> VerifySummary {
     let n = records.len();
@@ -368,9 +387,10 @@ fn summarise(
         p90_ms: quantile(0.9),
         resumed,
         peak_memory_mib: peak_memory_mib(),
-        eps,
-        domain,
-        input_domain: input_domain.name(),
+        eps: kind.eps,
+        domain: kind.domain,
+        input_domain: kind.input_domain,
+        float_sound: kind.float_sound,
         log: log.to_path_buf(),
     }
 }
