@@ -126,8 +126,7 @@ impl Default for AlphaCrown {
 
 impl AlphaCrown {
     /// Lower bounds of the margins: intermediate bounds from interval and symbolic
-    /// (intersected; interval alone on a float-sound set, since symbolic does not bound its
-    /// rounding), the slopes optimised, never looser than CROWN (`DomainKind::Crown`).
+    /// (intersected), the slopes optimised, never looser than CROWN (`DomainKind::Crown`).
     pub fn margins(
         &self,
         net: &Network,
@@ -135,29 +134,21 @@ impl AlphaCrown {
         labels: Tensor<1, Int>,
     ) -> Result<Margins, BoundsError> {
         let (_, from_interval) = forward_recording::<Interval>(net, set, &labels)?;
-        let from_symbolic = match set.float_sound {
-            true => None,
-            false => Some(forward_recording::<Symbolic>(net, set, &labels)?.1),
-        };
-        let lower = self.after_forward(net, set, &labels, from_interval, from_symbolic.as_ref())?;
+        let (_, from_symbolic) = forward_recording::<Symbolic>(net, set, &labels)?;
+        let lower = self.after_forward(net, set, &labels, from_interval, &from_symbolic)?;
         Ok(Margins { lower, labels })
     }
 
     /// [`AlphaCrown::margins`] from the forward domains' bounds in front of every ReLU: CROWN
-    /// from interval's and from their intersection with symbolic's (if any), then
-    /// [`AlphaCrown::refine`].
+    /// from interval's and from their intersection, then [`AlphaCrown::refine`].
     pub(crate) fn after_forward(
         &self,
         net: &Network,
         set: &InputSet,
         labels: &Tensor<1, Int>,
         from_interval: PreRelu,
-        from_symbolic: Option<&PreRelu>,
+        from_symbolic: &PreRelu,
     ) -> Result<Tensor<2>, BoundsError> {
-        let Some(from_symbolic) = from_symbolic else {
-            let crown = bound(net, set, labels, from_interval.clone())?;
-            return self.refine(net, set, labels, from_interval, crown);
-        };
         let pre_relu = intersect(&from_interval, from_symbolic);
         let crown = bound(net, set, labels, from_interval)?.max_pair(bound(
             net,

@@ -15,8 +15,7 @@ use crate::{AlphaCrown, BoundsError, Domain, InputSet, Interval, Margins, Symbol
 /// are needed: CROWN's adaptive lower line (`alpha = [u >= -l]`) makes it non-monotone in the
 /// intermediate bounds, so tighter intermediates can give a looser margin. The forward domains
 /// do not yet tighten each other inside the pass (symbolic does not use interval's bounds at
-/// its ReLUs). On a float-sound set symbolic, which does not bound its rounding, is left out:
-/// the intersection is then interval's and alpha-CROWN's from interval's intermediate bounds.
+/// its ReLUs).
 pub fn best_margins(
     alpha: &AlphaCrown,
     net: &Network,
@@ -25,18 +24,11 @@ pub fn best_margins(
 ) -> Result<Margins, BoundsError> {
     let (_, last) = body_and_last(net, set, &labels)?;
     let (interval, from_interval) = forward_recording::<Interval>(net, set, &labels)?;
-    let mut lower = interval.margins(last, &labels)?;
-    if set.float_sound {
-        let alpha = alpha.after_forward(net, set, &labels, from_interval, None)?;
-        return Ok(Margins {
-            lower: lower.max_pair(alpha),
-            labels,
-        });
-    }
     let (symbolic, from_symbolic) = forward_recording::<Symbolic>(net, set, &labels)?;
-    lower = lower
+    let lower = interval
+        .margins(last, &labels)?
         .max_pair(symbolic.margins(last, &labels)?)
         .max_pair(bound(net, set, &labels, from_symbolic.clone())?)
-        .max_pair(alpha.after_forward(net, set, &labels, from_interval, Some(&from_symbolic))?);
+        .max_pair(alpha.after_forward(net, set, &labels, from_interval, &from_symbolic)?);
     Ok(Margins { lower, labels })
 }

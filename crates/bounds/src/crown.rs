@@ -23,7 +23,9 @@ use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{ActShape, Conv2d, Layer, Linear, Network, Residual};
 
 use crate::domain::{PreRelu, body_and_last, channel_affine, forward_recording, shape_error};
-use crate::numeric::{ReluRelaxation, apply, conv_adjoint, conv_adjoint_of, dot, fold_spec, image};
+use crate::numeric::{
+    ReluRelaxation, apply, conv_adjoint, conv_adjoint_of, dot, flat_channels, fold_spec, image,
+};
 use crate::rounding::{UNDERFLOW, slack, up};
 use crate::{BoundsError, Domain, InputSet, Interval, Margins};
 
@@ -182,36 +184,40 @@ struct Rounding {
 }
 
 impl Rounding {
-    /// Through an affine layer `z = A x + b` whose sums have at most `n` terms, from the
-    /// function `lambda . z + bias` over its output: the computed `lambda A` and `bias +
-    /// lambda . b` are each within `gamma_n` of exact, in proportion to `|lambda| |A| |x|` and
-    /// `|bias| + |lambda| |b|`, and the pending `p . |z|` is at most `p |A| |x| + p |b|`.
-    /// With the input's magnitude `m` known, `forwards` gives `|A| m + |b|` (rounded up), a
-    /// bound on `|z|`, and all of it is concretised; else `backwards` maps magnitudes `a` over
-    /// the output to `(a |A|, a . |b|)` and the part in `|x|` stays pending.
+    /// Through an affine layer `z = A x + b`, from the function `lambda . z + bias` over its
+    /// output: the computed `lambda A` (sums of at most `rows` terms) is within
+    /// `gamma_rows |lambda| |A|` of exact, costing at most that times `|x|`; the computed
+    /// `lambda . b` (one term per output; `layer_bias` is `|b|`, `[1, outputs]`) within
+    /// `gamma_outputs |lambda| |b|`, and adding it to `bias` rounds once more; the pending
+    /// `p . |z|` is at most `p |A| |x| + p |b|`. With the input's magnitude `m` known,
+    /// `forwards` gives `|A| m` (rounded up) and the part in `|x|` is concretised at once; else
+    /// `backwards` maps magnitudes `a` over the output to `a |A|`, and it stays pending.
     fn affine(
         self,
         lambda: &Tensor<3>,
         bias: &Tensor<2>,
-        n: usize,
+        rows: usize,
+        layer_bias: Tensor<2>,
         forwards: impl FnOnce(Tensor<2>) -> Tensor<2>,
-        backwards: impl FnOnce(Tensor<3>) -> (Tensor<3>, Tensor<2>),
+        backwards: impl FnOnce(Tensor<3>) -> Tensor<3>,
     ) -> Self {
-        let own = lambda.clone().abs() * slack(n);
-        let magnitude = match self.pending {
-            Some(pending) => pending + own,
+        let outputs = layer_bias.dims()[1];
+        let plus_pending = |own: Tensor<3>| match &self.pending {
+            Some(pending) => pending.clone() + own,
             None => own,
         };
-        let constant = bias.clone().abs() * slack(n);
-        let (shift, pending) = match self.input {
-            Some(input) => (apply(magnitude, forwards(input)), None),
-            None => {
-                let (pending, shift) = backwards(magnitude);
-                (shift, Some(up(pending, n)))
+        let on_input = plus_pending(lambda.clone().abs() * slack(rows));
+        let on_bias = plus_pending(lambda.clone().abs() * slack(outputs));
+        let mut error = apply(on_bias, layer_bias) + bias.clone().abs() * slack(1);
+        let pending = match self.input {
+            Some(input) => {
+                error = error + apply(on_input, forwards(input));
+                None
             }
+            None => Some(up(backwards(on_input), rows)),
         };
         Self {
-            error: self.error + up(shift + constant, n + 2),
+            error: self.error + up(error, rows.max(outputs) + 2),
             pending,
             input: None,
         }
@@ -281,14 +287,17 @@ impl Backward {
                 .reshape([n, classes, d_in])
         };
         let rounding = self.rounding.map(|r| {
-            let forwards = |m: Tensor<2>| {
-                let z = m.matmul(weight.clone().abs()) + layer.bias.val().abs().unsqueeze_dim(0);
-                up(z, d_in + 1)
-            };
-            r.affine(&self.lambda, &self.bias, d_out + 1, forwards, |a| {
-                let shift = dot(a.clone(), layer_bias.clone().abs());
-                (carry(a, weight.clone().abs()), shift)
-            })
+            let forwards = |m: Tensor<2>| up(m.matmul(weight.clone().abs()), d_in);
+            let backwards = |a| carry(a, weight.clone().abs());
+            let layer_bias = layer.bias.val().abs().unsqueeze_dim(0);
+            r.affine(
+                &self.lambda,
+                &self.bias,
+                d_out,
+                layer_bias,
+                forwards,
+                backwards,
+            )
         });
         let bias = self.bias + dot(self.lambda.clone(), layer_bias);
         let lambda = carry(self.lambda, weight);
@@ -312,22 +321,25 @@ impl Backward {
                 .squeeze_dim::<3>(3);
             dot(per_channel, bias)
         };
-        // an adjoint's sum has at most co k k terms, a bias's co ho wo
         let k = conv.weight.val().dims()[2];
-        let terms = (co * k * k).max(co * ho * wo) + 1;
         let rounding = self.rounding.map(|r| {
             let [_, ci, _, _] = conv.weight.val().dims();
+            let weight = conv.weight.val().abs();
             let forwards = |m: Tensor<2>| {
-                let weight = conv.weight.val().abs();
-                let bias = conv.bias.val().abs();
-                let z = conv2d(image(m, input), weight, Some(bias), conv.options());
-                up(z.flatten(1, 3), ci * k * k + 1)
+                let z = conv2d(image(m, input), weight.clone(), None, conv.options());
+                up(z.flatten(1, 3), ci * k * k)
             };
-            r.affine(&self.lambda, &self.bias, terms, forwards, |a| {
-                let weight = conv.weight.val().abs();
-                let shift = shift(a.clone(), conv_bias.clone().abs());
-                (conv_adjoint_of(a, conv, weight, input, output), shift)
-            })
+            let backwards = |a| conv_adjoint_of(a, conv, weight.clone(), input, output);
+            let layer_bias = flat_channels(conv.bias.val().abs(), output);
+            // an input's adjoint sums at most co k k terms
+            r.affine(
+                &self.lambda,
+                &self.bias,
+                co * k * k,
+                layer_bias,
+                forwards,
+                backwards,
+            )
         });
         let bias = self.bias + shift(self.lambda.clone(), conv_bias);
         Self {
@@ -348,7 +360,7 @@ impl Backward {
         };
         let lower: Tensor<2> = set.lower.clone().flatten(1, 3);
         let upper: Tensor<2> = set.upper.clone().flatten(1, 3);
-        let terms = 2 * lower.dims()[1] + 1;
+        let terms = lower.dims()[1];
         let positive = relu(self.lambda.clone());
         let negative = self.lambda.clone() - positive.clone();
         let value =
@@ -360,7 +372,7 @@ impl Backward {
         };
         let error = rounding.error
             + apply(magnitude, lower.abs().max_pair(upper.abs()))
-            + self.bias.abs() * slack(terms);
+            + self.bias.abs() * slack(2);
         value - up(error, terms + 2) - UNDERFLOW
     }
 
@@ -404,7 +416,7 @@ impl Backward {
     /// `[l, u]`, the ReLU's output in `[0, relu(u)]`): the pending error at `relu(u)`; the
     /// chords' dip below ReLU (`gamma_2 (|l| + |u|)` on unstable neurons) where the coefficient
     /// is negative; the rounding of the products `lambda slope` (`gamma_1 |lambda'| |z|`) and of
-    /// the bias's sum (`gamma_(d+1) (|bias| + |lambda^-| |intercept|)`).
+    /// the bias's sum (`gamma_(d+1) |lambda^-| |intercept|`, and one rounding of `|bias|`).
     #[allow(clippy::too_many_arguments)]
     fn relu_rounding(
         rounding: Rounding,
@@ -421,7 +433,8 @@ impl Backward {
         let magnitude = lower.clone().abs().max_pair(upper.clone().abs());
         let mut error = apply(negative.clone(), dip)
             + apply(lambda.clone().abs(), magnitude) * slack(1)
-            + (bias.clone().abs() + apply(negative, intercept.abs())) * slack(d + 1);
+            + apply(negative, intercept.abs()) * slack(d + 1)
+            + bias.clone().abs() * slack(1);
         if let Some(pending) = rounding.pending {
             error = error + apply(pending, relu(upper.clone()));
         }
@@ -433,14 +446,18 @@ impl Backward {
     }
 
     fn channel_affine(self, scale: Tensor<2>, shift: Tensor<2>) -> Self {
-        let d = scale.dims()[1];
         let rounding = self.rounding.map(|r| {
-            let (scale, shift) = (scale.clone().abs(), shift.clone().abs());
-            let forwards = |m: Tensor<2>| up(m * scale.clone() + shift.clone(), 2);
-            r.affine(&self.lambda, &self.bias, d + 1, forwards, |a| {
-                let moved = apply(a.clone(), shift.clone());
-                (a * scale.clone().unsqueeze_dim(0), moved)
-            })
+            let scale = scale.clone().abs();
+            let forwards = |m: Tensor<2>| up(m * scale.clone(), 1);
+            let backwards = |a: Tensor<3>| a * scale.clone().unsqueeze_dim(0);
+            r.affine(
+                &self.lambda,
+                &self.bias,
+                1,
+                shift.clone().abs(),
+                forwards,
+                backwards,
+            )
         });
         let bias = self.bias + apply(self.lambda.clone(), shift);
         Self {

@@ -34,12 +34,4 @@ pub enum BoundsError {
     /// message says which).
     #[error("input set: {0}")]
     Input(String),
-    /// A float-sound input set given to a domain that does not bound its rounding.
-    #[error(
-        "domain {domain} does not bound its float32 rounding: verify float-sound with interval, crown, alpha-crown or best, or turn float soundness off (--no-float-sound)"
-    )]
-    NotFloatSound {
-        /// The domain's name.
-        domain: &'static str,
-    },
 }

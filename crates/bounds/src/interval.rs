@@ -144,8 +144,8 @@ impl Domain for Interval {
             return Ok(lower);
         }
         let n = w.dims()[2] + 2;
-        let magnitude = apply(w.abs(), self.magnitude()) + b.abs();
-        Ok(lower - magnitude * slack(n) - UNDERFLOW)
+        let magnitude = apply(w.abs(), self.magnitude()) * slack(n) + b.abs() * slack(2);
+        Ok(lower - magnitude - UNDERFLOW)
     }
 
     fn concretize(&self) -> (Tensor<2>, Tensor<2>) {

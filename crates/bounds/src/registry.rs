@@ -72,11 +72,6 @@ impl DomainKind {
         set: &InputSet,
         labels: Tensor<1, Int>,
     ) -> Result<Margins, BoundsError> {
-        if set.float_sound && !self.float_sound() {
-            return Err(BoundsError::NotFloatSound {
-                domain: self.name(),
-            });
-        }
         match self {
             DomainKind::Interval => margins::<Interval>(net, set, labels),
             DomainKind::Symbolic => margins::<Symbolic>(net, set, labels),
@@ -85,13 +80,6 @@ impl DomainKind {
             DomainKind::AlphaCrown => alpha.margins(net, set, labels),
             DomainKind::Best => best::best_margins(alpha, net, set, labels),
         }
-    }
-
-    /// Whether the domain bounds its float32 rounding on a float-sound input set
-    /// ([`InputSet::into_float_sound`]): all but the symbolic ones (`alpha-crown` and `best`
-    /// then start from interval's intermediate bounds alone).
-    pub fn float_sound(self) -> bool {
-        !matches!(self, DomainKind::Symbolic | DomainKind::CrownSymbolic)
     }
 
     /// The tensor families one bounding pass of this domain holds, for the memory estimate:

@@ -59,7 +59,7 @@ pub struct Verifier {
     pub batch_size: usize,
     /// Whether every bound accounts for the engine's float32 rounding
     /// ([`InputSet::into_float_sound`]), so that a verified point is verified for the network's
-    /// exact arithmetic; on by default. The symbolic domains do not support it and refuse.
+    /// exact arithmetic; on by default.
     #[serde(default)]
     pub float_sound: bool,
 }
@@ -185,10 +185,7 @@ mod tests {
         );
         let set = InputSet::linf(x, 0.01, InputDomain::Unit).unwrap();
         for domain in DomainKind::ALL {
-            let single = Verifier {
-                float_sound: domain.float_sound(),
-                ..Verifier::new(domain)
-            };
+            let single = Verifier::new(domain);
             let whole = single.margins(&net, &set, labels.clone()).unwrap();
             let lower: Vec<f32> = whole.lower.into_data().try_to_vec().unwrap();
             let verifier = Verifier {
@@ -223,15 +220,7 @@ mod tests {
             batch_size: 0,
             ..Verifier::new(DomainKind::Crown)
         };
-        assert!(none.verify(&net, &set, labels.clone()).is_err());
-        let refused = Verifier::new(DomainKind::Symbolic).verify(&net, &set, labels);
-        assert!(
-            matches!(
-                refused,
-                Err(BoundsError::NotFloatSound { domain: "symbolic" })
-            ),
-            "{refused:?}"
-        );
+        assert!(none.verify(&net, &set, labels).is_err());
     }
 
     #[test]
@@ -241,7 +230,13 @@ mod tests {
         let x = Tensor::<4>::random([4, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
         let labels = net.forward(x.clone()).argmax(1).squeeze_dim::<1>(1);
         let set = InputSet::linf(x, 0.002, InputDomain::Unit).unwrap();
-        for domain in [DomainKind::Interval, DomainKind::Crown] {
+        // symbolic's rounding bound scales with its coefficients' products in absolute value,
+        // far looser on a random network (docs/bounds.md)
+        for (domain, loss) in [
+            (DomainKind::Interval, 1e-2),
+            (DomainKind::Symbolic, 5.0),
+            (DomainKind::Crown, 1e-2),
+        ] {
             let plain = Verifier {
                 float_sound: false,
                 ..Verifier::new(domain)
@@ -252,7 +247,7 @@ mod tests {
             for (p, s) in plain.unwrap().into_iter().zip(sound.unwrap()) {
                 assert!(s <= p, "{domain}: float sound {s} above {p}");
                 assert!(
-                    p - s <= 1e-2 * (1.0 + p.abs()),
+                    p - s <= loss * (1.0 + p.abs()),
                     "{domain}: {s} far below {p}"
                 );
             }

@@ -249,13 +249,7 @@ fn verdicts(verifiers: &[Verifier], cases: usize) -> Vec<Vec<(bool, f64)>> {
 
 #[test]
 fn float_sound_verdicts_hold_in_exact_arithmetic() {
-    let domains = [
-        DomainKind::Interval,
-        DomainKind::Crown,
-        DomainKind::AlphaCrown,
-        DomainKind::Best,
-    ];
-    let sound: Vec<Verifier> = domains.into_iter().map(Verifier::new).collect();
+    let sound: Vec<Verifier> = DomainKind::ALL.into_iter().map(Verifier::new).collect();
     let plain = Verifier {
         float_sound: false,
         ..Verifier::new(DomainKind::Crown)

@@ -46,10 +46,11 @@ impl Default for PgdConfig {
 /// The evaluation on the test set at the end of a run. Every field left out takes the
 /// evaluation protocol's default ([`protocol`](crate::protocol)), the same `mixtrain eval` and
 /// `mixtrain attack` use, so that the same weights get the same figures whichever runs them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FinalEvalConfig {
-    /// The domain of the verified robust accuracy (default `best`).
+    /// The domain of the verified robust accuracy (default `symbolic`; the presets say
+    /// `best`).
     pub domain: DomainKind,
     /// PGD steps of the attack (0: no attack); one random start. Default: the protocol's for
     /// the dataset (40 on MNIST, 20 elsewhere).
@@ -64,10 +65,20 @@ pub struct FinalEvalConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound_batch_size: Option<usize>,
     /// Whether the verified accuracy accounts for float32 rounding (see
-    /// `mixtrain_bounds::InputSet::into_float_sound`). Default: on wherever the domain
-    /// supports it (all but `symbolic` and `crown-symbolic`); `true` with those is an error.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub float_sound: Option<bool>,
+    /// `mixtrain_bounds::InputSet::into_float_sound`); default on.
+    pub float_sound: bool,
+}
+
+impl Default for FinalEvalConfig {
+    fn default() -> Self {
+        Self {
+            domain: DomainKind::default(),
+            pgd_steps: None,
+            pgd_step_size: None,
+            bound_batch_size: None,
+            float_sound: true,
+        }
+    }
 }
 
 /// Which optimiser updates the weights.
@@ -294,10 +305,7 @@ impl TrainConfig {
     pub fn final_verifier(&self) -> Verifier {
         let domain = self.final_eval.domain;
         Verifier {
-            float_sound: self
-                .final_eval
-                .float_sound
-                .unwrap_or_else(|| domain.float_sound()),
+            float_sound: self.final_eval.float_sound,
             ..self.verifier(domain)
         }
     }
@@ -415,13 +423,6 @@ impl TrainConfig {
         }
         if self.policy() == Policy::Adaptive && self.val_size == 0 {
             return err("the adaptive DMT policy needs a validation split: val_size >= 1".into());
-        }
-        if self.final_eval.float_sound == Some(true) && !self.final_eval.domain.float_sound() {
-            return err(format!(
-                "final_eval.float_sound: domain {} does not bound its float32 rounding; \
-                 use interval, crown, alpha-crown or best, or float_sound = false",
-                self.final_eval.domain
-            ));
         }
         if self.final_eval.bound_batch_size == Some(0) {
             return err("final_eval.bound_batch_size must be at least 1".into());

@@ -11,6 +11,13 @@
 //! error symbols are appended). On a ResNet the symbolic domain is therefore the authors'
 //! dense forward pass from the first block on, with its memory: `[n, symbols, features]` per
 //! source.
+//!
+//! On a float-sound input set a [`Drift`] rides along: whatever order the lazy sources
+//! multiply their chains in, a coefficient computed as a product of layers is within
+//! `gamma_K` (`K` the chain's summed dot lengths) of the exact product, in proportion to the
+//! product of the layers' magnitudes; so one forward pass of magnitudes (`|W| m + |b|`, a
+//! vector per point, cheap beside the coefficients) bounds how far every neuron's exact value
+//! may lie from its computed form, and every concretisation widens by it.
 
 mod patches;
 mod sources;
@@ -18,13 +25,15 @@ mod sources;
 mod tests;
 
 use burn::tensor::Device;
+use burn::tensor::module::conv2d;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use mixtrain_nn::{Conv2d, Linear, Network};
 
 use self::patches::TwoConv;
 use self::sources::{Adjoints, Coeffs, Op, Source, SourceRows, has_patch_rule};
 use crate::domain::forward;
-use crate::numeric::{ReluRelaxation, apply, fold_spec, image};
+use crate::numeric::{ReluRelaxation, apply, flat_channels, fold_spec, image};
+use crate::rounding::{UNDERFLOW, slack, up};
 use crate::{BoundsError, Domain, InputSet, Margins};
 
 /// Each neuron is `z_j = c_j + sum_i A[i, j] r_i eta_i + sum_k E[k, j] mu_k xi_k` with every
@@ -40,23 +49,76 @@ pub struct Symbolic {
     /// Every bias-free step since the input, in order: the tape the lazy sources read.
     ops: Vec<Op>,
     sources: Vec<Source>,
+    /// On a float-sound input set, how far rounding may have moved the representation.
+    drift: Option<Drift>,
+}
+
+/// A float-sound pass's rounding so far: for every input of the box, each neuron's exact value
+/// lies within `deviation` (`[n, features]`) of the form as computed, exactly evaluated at
+/// some symbols in `[-1, 1]`, and the form's terms (centre, coefficients times radii) sum in
+/// absolute value to at most `magnitude`; a concretisation sums at most `symbols` terms.
+#[derive(Clone, Debug)]
+struct Drift {
+    deviation: Tensor<2>,
+    magnitude: Tensor<2>,
+    symbols: usize,
+}
+
+impl Drift {
+    /// Through an affine layer `z = A x + b` with sums of `n` terms: `abs` maps magnitudes
+    /// `m` to `|A| m`, `bias` is `|b|`. The deviation is carried by `|A|` and grows by the
+    /// rounding of the layer's products, `slack(n) (|A| m + |b|)`.
+    fn affine(self, n: usize, abs: impl Fn(Tensor<2>) -> Tensor<2>, bias: Tensor<2>) -> Self {
+        let s = slack(n);
+        // the centre's bias is added once: one rounding
+        let deviation = abs(self.deviation + self.magnitude.clone() * s) + bias.clone() * slack(1);
+        Self {
+            deviation: up(deviation, n + 2),
+            magnitude: up(abs(self.magnitude) + bias, n),
+            symbols: self.symbols,
+        }
+    }
+
+    /// How far a concretisation of the form may be from the exact bounds: the deviation, and
+    /// the rounding of summing the terms.
+    fn widening(&self) -> Tensor<2> {
+        self.deviation.clone() + self.magnitude.clone() * slack(self.symbols + 2) + UNDERFLOW
+    }
 }
 
 impl Domain for Symbolic {
     const NAME: &'static str = "symbolic";
 
+    /// Float sound, the centre and radius (rounded from the corners) widen like interval's.
     fn input(set: &InputSet) -> Self {
         let (centre, radius) = set.centre_radius();
+        let drift = set.float_sound.then(|| {
+            let magnitude = centre.clone().abs() + radius.clone();
+            Drift {
+                deviation: magnitude.clone() * slack(1),
+                magnitude: up(magnitude, 1),
+                symbols: centre.dims()[1] + 1,
+            }
+        });
         Self {
             centre,
             ops: Vec::new(),
             sources: vec![Source::chain(radius, 0)],
+            drift,
         }
     }
 
     fn channel_affine(self, scale: Tensor<2>, shift: Tensor<2>) -> Result<Self, BoundsError> {
-        let centre = self.centre.clone() * scale.clone() + shift;
-        Ok(self.append(centre, Op::Scale(scale)))
+        let centre = self.centre.clone() * scale.clone() + shift.clone();
+        let magnitude = scale.clone().abs();
+        let drift = self
+            .drift
+            .clone()
+            .map(|d| d.affine(2, |m| m * magnitude.clone(), shift.abs()));
+        Ok(Self {
+            drift,
+            ..self.append(centre, Op::Scale(scale))
+        })
     }
 
     fn conv2d(
@@ -73,12 +135,34 @@ impl Domain for Symbolic {
             input,
             output,
         };
-        Ok(self.append(centre, op))
+        let drift = self.drift.clone().map(|d| {
+            let weight = layer.weight.val();
+            let [_, ci, k, _] = weight.dims();
+            let abs = |m: Tensor<2>| {
+                let options = layer.options();
+                conv2d(image(m, input), weight.clone().abs(), None, options).flatten(1, 3)
+            };
+            d.affine(
+                ci * k * k + 1,
+                abs,
+                flat_channels(layer.bias.val().abs(), output),
+            )
+        });
+        Ok(Self {
+            drift,
+            ..self.append(centre, op)
+        })
     }
 
     /// Every source's rows over the layer's outputs, chains by one backward walk of the tape.
     fn linear(self, layer: &Linear) -> Result<Self, BoundsError> {
         let centre = layer.forward(self.centre.clone());
+        let drift = self.drift.clone().map(|d| {
+            let weight = layer.weight.val().abs();
+            let n = weight.dims()[0] + 1;
+            let bias = layer.bias.val().abs().unsqueeze_dim(0);
+            d.affine(n, |m| m.matmul(weight.clone()), bias)
+        });
         let rows = layer.weight.val().transpose().unsqueeze_dim(0); // [1, out, d]
         let sources = self
             .back_substitute(rows)
@@ -93,18 +177,34 @@ impl Domain for Symbolic {
             centre,
             ops: self.ops,
             sources,
+            drift,
         })
     }
 
     /// `lambda z + mu +- mu`, with `mu` half the upper line's intercept: the slopes scale every
-    /// source, and the unstable neurons' `mu` are a new source of error symbols.
+    /// source, and the unstable neurons' `mu` are a new source of error symbols. Float sound,
+    /// the deviation scales by `lambda` and grows by the products' rounding and by the chord's
+    /// dip below ReLU (its slope and intercept rounded: `gamma_2 (|l| + |u|)`).
     fn relu(self, lower: Tensor<2>, upper: Tensor<2>) -> Result<Self, BoundsError> {
         let relax = ReluRelaxation::new(&lower, &upper);
-        let mu = relax.intercept(lower) * 0.5;
+        let mu = relax.intercept(lower.clone()) * 0.5;
         let lambda = relax.slope;
+        let drift = self.drift.clone().map(|d| {
+            let dip = (lower.abs() + upper.abs()) * relax.unstable.float() * slack(2);
+            let scaled = lambda.clone() * d.magnitude;
+            Drift {
+                deviation: up(
+                    lambda.clone() * d.deviation + scaled.clone() * slack(2) + dip,
+                    4,
+                ),
+                magnitude: up(scaled + mu.clone() * 2.0, 2),
+                symbols: d.symbols + lambda.dims()[1],
+            }
+        });
         let centre = lambda.clone() * self.centre.clone() + mu.clone();
         let mut next = self.append(centre, Op::Scale(lambda));
         next.sources.push(Source::chain(mu, next.ops.len()));
+        next.drift = drift;
         Ok(next)
     }
 
@@ -136,10 +236,19 @@ impl Domain for Symbolic {
             let n = ba.max(b.dims()[0]);
             path.coeffs = Coeffs::Dense(a.clone().expand([n, d_s, d]) + b.expand([n, d_s, d]));
         }
+        let drift = self.drift.zip(skip.drift).map(|(p, s)| Drift {
+            deviation: up(
+                p.deviation + s.deviation + (p.magnitude.clone() + s.magnitude.clone()) * slack(2),
+                4,
+            ),
+            magnitude: up(p.magnitude + s.magnitude, 2),
+            symbols: p.symbols.max(s.symbols),
+        });
         Ok(Self {
             centre: self.centre + skip.centre,
             ops,
             sources,
+            drift,
         })
     }
 
@@ -154,6 +263,10 @@ impl Domain for Symbolic {
             .map(|s| s.spread(&self.ops))
             .reduce(|a, b| a + b)
             .unwrap_or_else(|| self.centre.zeros_like());
+        let spread = match &self.drift {
+            Some(drift) => spread + drift.widening(),
+            None => spread,
+        };
         (
             self.centre.clone() - spread.clone(),
             self.centre.clone() + spread,
@@ -214,6 +327,7 @@ impl Symbolic {
             centre,
             ops: self.ops,
             sources,
+            drift: self.drift,
         }
     }
 
@@ -228,9 +342,18 @@ impl Symbolic {
     }
 
     /// The margins' lower bounds `[n, classes]` and their equations' rows on every source.
+    /// Float sound, the rows `w` (one rounding each, then `d` more terms on every chain) carry
+    /// the deviation and the magnitude; the bound widens by both.
     fn margin_rows(&self, last: &Linear, labels: &Tensor<1, Int>) -> (Tensor<2>, Vec<SourceRows>) {
         let (w, b) = fold_spec(last, labels); // [n, classes, d], [n, classes]
-        let mut lower = apply(w.clone(), self.centre.clone()) + b;
+        let mut lower = apply(w.clone(), self.centre.clone()) + b.clone();
+        if let Some(drift) = &self.drift {
+            let d = w.dims()[2];
+            let s = slack(d + drift.symbols + 3);
+            let magnitude = drift.deviation.clone() + drift.magnitude.clone() * s;
+            let widening = apply(w.clone().abs(), magnitude) + b.abs() * slack(2);
+            lower = lower - up(widening, d + 2) - UNDERFLOW;
+        }
         let rows = self.back_substitute(w);
         for source in &rows {
             lower = lower - apply(source.rows.clone().abs(), source.radius.clone());

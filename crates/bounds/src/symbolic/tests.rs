@@ -50,6 +50,7 @@ fn state(radius: &Tensor<2>, ops: &[Op], d: usize, lazy: bool) -> Symbolic {
             centre: centre.clone(),
             ops: Vec::new(),
             sources: vec![Source::chain(radius.clone(), 0)],
+            drift: None,
         };
         return ops
             .iter()
@@ -64,6 +65,7 @@ fn state(radius: &Tensor<2>, ops: &[Op], d: usize, lazy: bool) -> Symbolic {
             coeffs: Coeffs::Dense(chain_forward(identity, ops)),
             symbols: None,
         }],
+        drift: None,
     }
 }
 
