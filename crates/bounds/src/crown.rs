@@ -26,7 +26,7 @@ use crate::domain::{PreRelu, body_and_last, channel_affine, forward_recording, s
 use crate::numeric::{
     ReluRelaxation, apply, conv_adjoint, conv_adjoint_of, dot, flat_channels, fold_spec, image,
 };
-use crate::rounding::{UNDERFLOW, slack, up};
+use crate::rounding::{UNDERFLOW, nonzero, slack, slack_of, up};
 use crate::{BoundsError, Domain, InputSet, Interval, Margins};
 
 /// Margin lower bounds by CROWN with intermediate bounds from domain `D`.
@@ -185,8 +185,8 @@ struct Rounding {
 
 impl Rounding {
     /// Through an affine layer `z = A x + b`, from the function `lambda . z + bias` over its
-    /// output: the computed `lambda A` (sums of at most `rows` terms) is within
-    /// `gamma_rows |lambda| |A|` of exact, costing at most that times `|x|`; the computed
+    /// output: the computed `lambda A` (sums of at most `rows` terms, and of no more than
+    /// `lambda`'s row has nonzeros) is within `gamma_rows |lambda| |A|` of exact, costing at most that times `|x|`; the computed
     /// `lambda . b` (one term per output; `layer_bias` is `|b|`, `[1, outputs]`) within
     /// `gamma_outputs |lambda| |b|`, and adding it to `bias` rounds once more; the pending
     /// `p . |z|` is at most `p |A| |x| + p |b|`. With the input's magnitude `m` known,
@@ -206,8 +206,9 @@ impl Rounding {
             Some(pending) => pending.clone() + own,
             None => own,
         };
-        let on_input = plus_pending(lambda.clone().abs() * slack(rows));
-        let on_bias = plus_pending(lambda.clone().abs() * slack(outputs));
+        let terms = nonzero(lambda);
+        let on_input = plus_pending(lambda.clone().abs() * slack_of(terms.clone(), rows));
+        let on_bias = plus_pending(lambda.clone().abs() * slack_of(terms, outputs));
         let mut error = apply(on_bias, layer_bias) + bias.clone().abs() * slack(1);
         let pending = match self.input {
             Some(input) => {
@@ -365,7 +366,7 @@ impl Backward {
         let negative = self.lambda.clone() - positive.clone();
         let value =
             self.bias.clone() + apply(positive, lower.clone()) + apply(negative, upper.clone());
-        let own = self.lambda.abs() * slack(terms);
+        let own = self.lambda.clone().abs() * slack_of(nonzero(&self.lambda), terms);
         let magnitude = match rounding.pending {
             Some(pending) => pending + own,
             None => own,
@@ -433,7 +434,7 @@ impl Backward {
         let magnitude = lower.clone().abs().max_pair(upper.clone().abs());
         let mut error = apply(negative.clone(), dip)
             + apply(lambda.clone().abs(), magnitude) * slack(1)
-            + apply(negative, intercept.abs()) * slack(d + 1)
+            + apply(negative, intercept.clone().abs()) * slack_of(nonzero(&intercept), d)
             + bias.clone().abs() * slack(1);
         if let Some(pending) = rounding.pending {
             error = error + apply(pending, relu(upper.clone()));

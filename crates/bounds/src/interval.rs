@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor, activation::relu};
 use mixtrain_nn::{Conv2d, Linear};
 
 use crate::numeric::{apply, fold_spec, image};
-use crate::rounding::{UNDERFLOW, slack};
+use crate::rounding::{UNDERFLOW, nonzero, slack, slack_of};
 use crate::{BoundsError, Domain, InputSet};
 
 /// Each neuron in `[c - r, c + r]`. Affine layers map the centre exactly and the radius by
@@ -28,17 +28,16 @@ pub struct Interval {
 }
 
 impl Interval {
-    /// The state `[centre +- radius]`, its radius widened by `slack(n) * magnitude` when float
-    /// sound (`magnitude` is computed only then).
+    /// The state `[centre +- radius]`, its radius widened by `widening` when float sound (it
+    /// is computed only then).
     fn widened(
         &self,
         centre: Tensor<2>,
         radius: Tensor<2>,
-        n: usize,
-        magnitude: impl FnOnce() -> Tensor<2>,
+        widening: impl FnOnce() -> Tensor<2>,
     ) -> Self {
         let radius = if self.float_sound {
-            radius + magnitude() * slack(n)
+            radius + widening()
         } else {
             radius
         };
@@ -47,6 +46,12 @@ impl Interval {
             radius,
             float_sound: self.float_sound,
         }
+    }
+
+    /// The slack of a layer whose sums run over this state's features and a bias, `n` terms at
+    /// most: a zero feature (an inactive ReLU's) adds no rounding, so only the nonzero count.
+    fn dot_slack(&self, n: usize) -> Tensor<2> {
+        slack_of(nonzero(&self.magnitude()) + 1.0, n)
     }
 
     /// `|c| + r`, the magnitude of every point of the state.
@@ -61,8 +66,8 @@ impl Interval {
             radius: (upper - lower) * 0.5,
             float_sound,
         };
-        plain.widened(plain.centre.clone(), plain.radius.clone(), 1, || {
-            plain.magnitude()
+        plain.widened(plain.centre.clone(), plain.radius.clone(), || {
+            plain.magnitude() * slack(1)
         })
     }
 }
@@ -79,8 +84,8 @@ impl Domain for Interval {
     fn channel_affine(self, scale: Tensor<2>, shift: Tensor<2>) -> Result<Self, BoundsError> {
         let centre = self.centre.clone() * scale.clone() + shift.clone();
         let radius = self.radius.clone() * scale.clone().abs();
-        Ok(self.widened(centre, radius, 2, || {
-            self.magnitude() * scale.abs() + shift.abs()
+        Ok(self.widened(centre, radius, || {
+            (self.magnitude() * scale.abs() + shift.abs()) * slack(2)
         }))
     }
 
@@ -103,8 +108,9 @@ impl Domain for Interval {
         .flatten(1, 3);
         let radius = abs_conv(self.radius.clone(), None);
         let [_, ci, k, _] = weight.dims();
-        Ok(self.widened(centre, radius, ci * k * k + 1, || {
-            abs_conv(self.magnitude(), Some(layer.bias.val().abs()))
+        Ok(self.widened(centre, radius, || {
+            let magnitude = abs_conv(self.magnitude(), Some(layer.bias.val().abs()));
+            magnitude * self.dot_slack(ci * k * k + 1)
         }))
     }
 
@@ -113,8 +119,9 @@ impl Domain for Interval {
         let centre = layer.forward(self.centre.clone());
         let radius = self.radius.clone().matmul(weight.clone());
         let n = weight.dims()[0] + 1;
-        Ok(self.widened(centre, radius, n, || {
-            self.magnitude().matmul(weight) + layer.bias.val().abs().unsqueeze_dim(0)
+        Ok(self.widened(centre, radius, || {
+            let bias = layer.bias.val().abs().unsqueeze_dim(0);
+            (self.magnitude().matmul(weight) + bias) * self.dot_slack(n)
         }))
     }
 
@@ -130,7 +137,9 @@ impl Domain for Interval {
     fn residual_sum(self, skip: Self) -> Result<Self, BoundsError> {
         let centre = self.centre.clone() + skip.centre.clone();
         let radius = self.radius.clone() + skip.radius.clone();
-        Ok(self.widened(centre, radius, 2, || self.magnitude() + skip.magnitude()))
+        Ok(self.widened(centre, radius, || {
+            (self.magnitude() + skip.magnitude()) * slack(2)
+        }))
     }
 
     /// Float sound, the rows `W_y - W_j` (one rounding each), the dot products (`in + 1` terms)

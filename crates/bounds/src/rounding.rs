@@ -43,6 +43,22 @@ pub(crate) fn slack(n: usize) -> f32 {
     }
 }
 
+/// [`slack`] per entry of `terms`, the number of nonzero terms of each sum (a product with a
+/// zero factor and the addition of a zero are exact, so only those round), capped at `n`, the
+/// sum's length.
+pub(crate) fn slack_of<const D: usize>(terms: Tensor<D>, n: usize) -> Tensor<D> {
+    let nu = (terms.clamp_max(n as f32) + 2.0) * UNIT as f32;
+    let g = nu.clone() / (nu.neg() + 1.0);
+    let far = g.clone().greater_elem(0.1);
+    (g * 3.0).mask_fill(far, f32::INFINITY)
+}
+
+/// The number of nonzero entries along the last dimension of `t`, kept as a size-1 dimension:
+/// the terms that round in a sum over it.
+pub(crate) fn nonzero<const D: usize>(t: &Tensor<D>) -> Tensor<D> {
+    t.clone().not_equal_elem(0.0).float().sum_dim(D - 1)
+}
+
 /// A nonnegative error term computed as a sum of `n` rounded terms, rounded up: times
 /// `1 + slack(n)`.
 pub(crate) fn up<const D: usize>(error: Tensor<D>, n: usize) -> Tensor<D> {
@@ -60,5 +76,22 @@ mod tests {
         assert!(slack(1_000) > slack(10));
         assert!(slack(784) < 2e-4);
         assert_eq!(slack(2_000_000), f32::INFINITY);
+    }
+
+    #[test]
+    fn slack_of_counts_the_nonzero_terms_up_to_the_length() {
+        let device = mixtrain_nn::Backend::Flex.device(None).unwrap();
+        let t = Tensor::<2>::from_floats([[0.0, 2.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]], &device);
+        let counts: Vec<f32> = nonzero(&t).into_data().try_to_vec().unwrap();
+        assert_eq!(counts, vec![2.0, 0.0]);
+        let slacks: Vec<f32> = slack_of(nonzero(&t), 1).into_data().try_to_vec().unwrap();
+        assert!(
+            (slacks[0] - slack(1)).abs() <= 1e-3 * slack(1),
+            "capped at the length"
+        );
+        assert!((slacks[1] - slack(0)).abs() <= 1e-3 * slack(0));
+        let huge = Tensor::<1>::from_floats([3.0e6], &device);
+        let huge: Vec<f32> = slack_of(huge, 4_000_000).into_data().try_to_vec().unwrap();
+        assert_eq!(huge, vec![f32::INFINITY]);
     }
 }
