@@ -31,10 +31,15 @@
 //! that a trainer can refuse a configuration before it runs out of memory.
 //!
 //! [`Verifier`] is what a user calls: a domain with alpha-CROWN's settings and a batch size,
-//! giving per point a [`Verdict`], the margins' lower bounds and the seconds spent.
+//! giving per point a [`Verdict`], the margins' lower bounds and the seconds spent. By default
+//! its bounds are sound in floating point: on a set made by [`InputSet::into_float_sound`]
+//! every domain widens each bound by a rigorous bound of its own float32 rounding, so a
+//! verified point is verified for the network's exact arithmetic (`rounding.rs`; the
+//! argument and its cost in `docs/bounds.md`).
 //!
 //! The modules depend one way: `numeric` (the ReLU relaxation, the adjoint of a convolution,
-//! the specification folded into the last layer) <- `domain` (the [`Domain`] trait and the
+//! the specification folded into the last layer) and `rounding` (the float32 rounding bounds)
+//! <- `domain` (the [`Domain`] trait and the
 //! forward pass) <- `interval`, `symbolic/` (the domain, then its coefficient storage and
 //! patches) and `crown` (the backward pass) <- `alpha` (alpha-CROWN) <- `best` <- `registry` ([`DomainKind`]) <-
 //! `footprint`. Shapes come from `mixtrain-nn` ([`Layer::output_shape`]).
