@@ -113,18 +113,7 @@ pub(crate) fn bound_with(
     let (lambda, bias) = fold_spec(last, labels); // [n, classes, d], [n, classes]
     let input = ActShape::Image(net.architecture().input);
     // the rows W_y - W_j and their biases are rounded once each
-    let rounding = set.float_sound.then(|| Rounding {
-        error: bias.clone().abs() * slack(1),
-        pending: Some(lambda.clone().abs() * slack(1)),
-        input: None,
-    });
-    let f = Backward {
-        lambda,
-        bias,
-        rounding,
-    }
-    .layers(body, input, set.magnitude().as_ref(), &mut relus)?;
-    Ok(f.minimum(set))
+    Backward::new(lambda, bias, set, true).minimum_after(body, input, set, &mut relus)
 }
 
 /// Lower and upper bounds `[n, m]` of the neurons `rows` `[n, m, d]` picks out of the output
@@ -142,18 +131,8 @@ pub(crate) fn bound_neurons(
     let [n, m, _] = rows.dims();
     let lambda = Tensor::cat(vec![rows.clone(), rows.neg()], 1);
     let bias = Tensor::zeros([n, 2 * m], &set.lower.device());
-    let rounding = set.float_sound.then(|| Rounding {
-        error: bias.clone(),
-        pending: None,
-        input: None,
-    });
-    let f = Backward {
-        lambda,
-        bias,
-        rounding,
-    }
-    .layers(layers, input, set.magnitude().as_ref(), &mut relus)?;
-    let both = f.minimum(set);
+    let both =
+        Backward::new(lambda, bias, set, false).minimum_after(layers, input, set, &mut relus)?;
     let lower = both.clone().slice([0..n, 0..m]);
     let upper = both.slice([0..n, m..2 * m]).neg();
     Ok((lower, upper))
@@ -226,6 +205,44 @@ impl Rounding {
 }
 
 impl Backward {
+    /// The function `lambda . z + bias` over the output of a network's first layers, bounded
+    /// over `set`; float sound, with the rounding of computing it (`rounded`: each entry
+    /// rounded once, as the specification's rows `W_y - W_j` are; else exact).
+    fn new(lambda: Tensor<3>, bias: Tensor<2>, set: &InputSet, rounded: bool) -> Self {
+        let rounding = set.float_sound.then(|| match rounded {
+            true => Rounding {
+                error: bias.clone().abs() * slack(1),
+                pending: Some(lambda.clone().abs() * slack(1)),
+                input: None,
+            },
+            false => Rounding {
+                error: bias.zeros_like(),
+                pending: None,
+                input: None,
+            },
+        });
+        Self {
+            lambda,
+            bias,
+            rounding,
+        }
+    }
+
+    /// The function's minimum over `set` after carrying it back through `layers` (the
+    /// network's first, whose input has shape `input`).
+    fn minimum_after(
+        self,
+        layers: &[Layer],
+        input: ActShape,
+        set: &InputSet,
+        relus: &mut Vec<ReluLines>,
+    ) -> Result<Tensor<2>, BoundsError> {
+        let magnitude = set.magnitude();
+        Ok(self
+            .layers(layers, input, magnitude.as_ref(), relus)?
+            .minimum(set))
+    }
+
     /// Carries the function back through `layers` (whose input has shape `input`, and
     /// magnitude at most `magnitude` where known), consuming the bounds of their ReLUs from the
     /// end of `relus`: the one place a layer is matched to its backward rule.
