@@ -117,8 +117,8 @@ impl Default for AlphaCrown {
     /// (`docs/bounds.md`).
     fn default() -> Self {
         Self {
-            iterations: 10,
-            step: 0.5,
+            iterations: 20,
+            step: 0.3,
             intermediate: Intermediate::Optimised,
         }
     }
