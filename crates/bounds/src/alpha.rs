@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::crown::{ReluLines, adaptive, bound, bound_neurons, bound_with};
 use crate::domain::{PreRelu, body_and_last, forward_recording, intersect};
 use crate::numeric::read_bools;
+use crate::registry::by_name;
 use crate::{BoundsError, InputSet, Interval, Margins, Symbolic};
 
 /// Adam's moment decays (the usual ones) and the step's decay per iteration (auto_LiRPA's).
@@ -101,14 +102,12 @@ impl std::str::FromStr for Intermediate {
     type Err = BoundsError;
 
     fn from_str(s: &str) -> Result<Self, BoundsError> {
-        Intermediate::ALL
-            .into_iter()
-            .find(|i| i.name() == s)
-            .ok_or_else(|| {
-                BoundsError::Input(format!(
-                    "unknown intermediate bounds {s:?}: expected forward, crown or optimised"
-                ))
-            })
+        by_name(
+            s,
+            &Intermediate::ALL,
+            Intermediate::name,
+            "intermediate bounds",
+        )
     }
 }
 

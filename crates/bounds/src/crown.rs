@@ -18,13 +18,12 @@
 //! below ReLU by at most `gamma_2 (|l| + |u|)`, which counts too. The bound reported is the
 //! computed one minus all of it.
 
-use burn::tensor::module::conv2d;
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{ActShape, Conv2d, Layer, Linear, Network, Residual};
 
 use crate::domain::{PreRelu, body_and_last, channel_affine, forward_recording, shape_error};
 use crate::numeric::{
-    ReluRelaxation, apply, conv_adjoint, conv_adjoint_of, dot, flat_channels, fold_spec, image,
+    ReluRelaxation, apply, conv_abs, conv_adjoint, conv_adjoint_of, dot, flat_channels, fold_spec,
 };
 use crate::rounding::{UNDERFLOW, nonzero, slack, slack_of, up};
 use crate::{BoundsError, Domain, InputSet, Interval, Margins};
@@ -342,12 +341,8 @@ impl Backward {
         let k = conv.weight.val().dims()[2];
         let rounding = self.rounding.map(|r| {
             let [_, ci, _, _] = conv.weight.val().dims();
-            let weight = conv.weight.val().abs();
-            let forwards = |m: Tensor<2>| {
-                let z = conv2d(image(m, input), weight.clone(), None, conv.options());
-                up(z.flatten(1, 3), ci * k * k)
-            };
-            let backwards = |a| conv_adjoint_of(a, conv, weight.clone(), input, output);
+            let forwards = |m: Tensor<2>| up(conv_abs(m, conv, input), ci * k * k);
+            let backwards = |a| conv_adjoint_of(a, conv, conv.weight.val().abs(), input, output);
             let layer_bias = flat_channels(conv.bias.val().abs(), output);
             // an input's adjoint sums at most co k k terms
             r.affine(

