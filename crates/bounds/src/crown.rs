@@ -21,7 +21,9 @@
 use burn::tensor::{Int, Tensor, activation::relu};
 use mixtrain_nn::{ActShape, Conv2d, Layer, Linear, Network, Residual};
 
-use crate::domain::{PreRelu, body_and_last, channel_affine, forward_recording, shape_error};
+use crate::domain::{
+    PreRelu, body_and_last, channel_affine, forward_recording, margins_recording, shape_error,
+};
 use crate::numeric::{
     ReluRelaxation, apply, conv_abs, conv_adjoint, conv_adjoint_of, dot, flat_channels, fold_spec,
 };
@@ -39,26 +41,23 @@ pub fn margins<D: Domain>(
     Ok(Margins { lower, labels })
 }
 
-/// IBP's margin bounds and CROWN-IBP's from one interval pass: CROWN-IBP training interpolates
-/// between the two, and the interval forward pass is shared.
+/// IBP's margin bounds and CROWN-IBP's from one interval pass, and the interval bounds in front
+/// of every ReLU it met: CROWN-IBP training interpolates between the two bounds (and may
+/// regularise the interval ones), and the interval forward pass is shared.
 pub fn interval_and_crown(
     net: &Network,
     set: &InputSet,
     labels: Tensor<1, Int>,
-) -> Result<(Margins, Margins), BoundsError> {
-    let (interval, pre_relu) = forward_recording::<Interval>(net, set, &labels)?;
-    let (_, last) = body_and_last(net, set, &labels)?;
-    let crown = bound(net, set, &labels, pre_relu)?;
-    let ibp = interval.margins(last, &labels)?;
+) -> Result<(Margins, Margins, PreRelu), BoundsError> {
+    let (ibp, pre_relu) = margins_recording::<Interval>(net, set, labels.clone())?;
+    let crown = bound(net, set, &labels, pre_relu.clone())?;
     Ok((
-        Margins {
-            lower: ibp,
-            labels: labels.clone(),
-        },
+        ibp,
         Margins {
             lower: crown,
             labels,
         },
+        pre_relu,
     ))
 }
 

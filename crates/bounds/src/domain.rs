@@ -224,8 +224,23 @@ fn apply_layer<D: Domain>(
     }
 }
 
-/// The bounds in front of every ReLU, in forward order, as a forward domain met them.
-pub(crate) type PreRelu = Vec<(Tensor<2>, Tensor<2>)>;
+/// The bounds `(lower, upper)`, `[n, features]` each, in front of every ReLU, in forward order,
+/// as a forward domain met them.
+pub type PreRelu = Vec<(Tensor<2>, Tensor<2>)>;
+
+/// [`margins`], and the bounds in front of every ReLU that the forward pass met on the way:
+/// what a training regulariser on the bounds' shape reads (Shi et al.'s warm-up
+/// regularisers) without a second pass.
+pub fn margins_recording<D: Domain>(
+    net: &Network,
+    set: &InputSet,
+    labels: Tensor<1, Int>,
+) -> Result<(Margins, PreRelu), BoundsError> {
+    let (state, pre_relu) = forward_recording::<D>(net, set, &labels)?;
+    let (_, last) = body_and_last(net, set, &labels)?;
+    let lower = state.margins(last, &labels)?;
+    Ok((Margins { lower, labels }, pre_relu))
+}
 
 /// Runs `D` forwards and records the bounds in front of every ReLU.
 pub(crate) fn forward_recording<D: Domain>(

@@ -88,6 +88,35 @@ impl InputSet {
         })
     }
 
+    /// SABR's small boxes (Mueller et al. 2023, "Certified training: small boxes are all you
+    /// need"): around each `centre` (an adversarial point of the eps-ball around `x`), the box of
+    /// radius `radius` (SABR's `lambda * eps`), moved as little as possible to lie inside that
+    /// ball clipped to `domain`; where the clipped ball is narrower than `2 radius`, the clipped
+    /// ball itself. Every point of a small box lies in the ball, so its bound is a sound bound of
+    /// those points (not of the ball: a training loss, not a certificate).
+    pub fn small_box(
+        x: Tensor<4>,
+        centre: Tensor<4>,
+        eps: f32,
+        radius: f32,
+        domain: InputDomain,
+    ) -> Result<Self, BoundsError> {
+        if !(0.0..=eps).contains(&radius) {
+            return Err(BoundsError::Input(format!(
+                "a small box's radius {radius} must be in [0, eps = {eps}]"
+            )));
+        }
+        let ball = Self::linf(x, eps, domain)?;
+        let centre = centre
+            .max_pair(ball.lower.clone() + radius)
+            .min_pair(ball.upper.clone() - radius);
+        Ok(Self {
+            lower: (centre.clone() - radius).max_pair(ball.lower),
+            upper: (centre + radius).min_pair(ball.upper),
+            float_sound: false,
+        })
+    }
+
     /// An arbitrary box, `[n, c, h, w]` corners. Rejects corners of different shapes, NaNs and
     /// any `lower > upper` (which would make the radius negative and every bound unsound); the
     /// check costs one read back from the device.
@@ -174,5 +203,42 @@ impl InputSet {
     /// Whether the batch has no box.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    fn pixels(p: [f32; 4], device: &Device) -> Tensor<4> {
+        Tensor::<1>::from_floats(p, device).reshape([1, 1, 2, 2])
+    }
+
+    fn read(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-6)
+    }
+
+    #[test]
+    fn a_small_box_is_moved_inside_the_clipped_ball() {
+        let device = Device::flex();
+        let x = pixels([0.5, 0.02, 0.97, 0.3], &device);
+        // the clipped ball: [0.4, 0.6], [0, 0.12], [0.87, 1], [0.2, 0.4]; a centre inside,
+        // one past the domain, one past the domain's other side, one past the ball
+        let centre = pixels([0.58, 0.0, 0.99, 0.21], &device);
+        let set = InputSet::small_box(x.clone(), centre, 0.1, 0.04, InputDomain::Unit).unwrap();
+        assert!(close(&read(set.lower), &[0.52, 0.0, 0.92, 0.2]));
+        assert!(close(&read(set.upper), &[0.6, 0.08, 1.0, 0.28]));
+        // radius 0.07 fits neither [0, 0.12] nor [0.87, 1]: those take the whole clipped ball
+        let centre = pixels([0.5, 0.02, 0.97, 0.3], &device);
+        let set = InputSet::small_box(x.clone(), centre, 0.1, 0.07, InputDomain::Unit).unwrap();
+        assert!(close(&read(set.lower), &[0.43, 0.0, 0.87, 0.23]));
+        assert!(close(&read(set.upper), &[0.57, 0.12, 1.0, 0.37]));
+        let e = InputSet::small_box(x.clone(), x, 0.1, 0.2, InputDomain::Unit).unwrap_err();
+        assert!(e.to_string().contains("radius"), "{e}");
     }
 }

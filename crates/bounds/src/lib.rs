@@ -93,7 +93,7 @@ mod verifier;
 pub use alpha::{AlphaCrown, Intermediate};
 pub use best::best_margins;
 pub use crown::interval_and_crown;
-pub use domain::{Domain, margins};
+pub use domain::{Domain, PreRelu, margins, margins_recording};
 pub use error::BoundsError;
 pub use footprint::{Footprint, Probe, footprint};
 pub use input::{InputDomain, InputSet};

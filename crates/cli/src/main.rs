@@ -95,7 +95,7 @@ struct TrainArgs {
     /// Run directory [default: runs/<preset or model>-<UTC time>].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Training method: natural, pgd, ibp, crown-ibp or mixtrain.
+    /// Training method: natural, pgd, ibp, crown-ibp, mixtrain, sabr, mtl-ibp, cc-ibp or exp-ibp.
     #[arg(long)]
     method: Option<String>,
     /// L_inf radius to train for and verify (pixel units).

@@ -138,6 +138,61 @@ fn train_then_eval_reports_json() {
 }
 
 #[test]
+fn every_method_trains_a_few_batches_from_its_preset() {
+    let runs: [(&str, &[&str]); 5] = [
+        ("sabr", &["--preset", "mnist-sabr"]),
+        ("mtl-ibp", &["--preset", "mnist-mtl-ibp"]),
+        ("cc-ibp", &["--preset", "mnist-cc-ibp"]),
+        ("exp-ibp", &["--preset", "mnist-exp-ibp"]),
+        (
+            "mixtrain",
+            &[
+                "--preset",
+                "mnist",
+                "--set",
+                "robust_set=small-box",
+                "--set",
+                "domain=interval",
+                "--set",
+                "init=ibp",
+                "--set",
+                "warmup_reg.lambda=0.5",
+            ],
+        ),
+    ];
+    for (method, preset) in runs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let stdout = ok(mixtrain()
+            .args(["train", "--epochs", "1", "--train-limit", "600", "--out"])
+            .arg(&out)
+            .args(preset)
+            .args(["--val-size", "100", "--test-limit", "100", "--quiet"])
+            .args(["--set", "final_eval.domain=interval"])
+            .args(["--set", "final_eval.pgd_steps=2"])
+            .args(["--set", "pgd.steps=2"])
+            .output()
+            .unwrap());
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(summary["method"], method);
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let epoch: serde_json::Value = serde_json::from_str(metrics.trim()).unwrap();
+        // the eps ramp has begun: the robust term and the warm-up regularisers were computed
+        for field in ["loss", "robust_loss", "regularizer_loss", "val_vra"] {
+            let v = epoch[field].as_f64();
+            assert!(
+                v.is_some_and(f64::is_finite),
+                "{method}: {field} in {epoch}"
+            );
+        }
+        assert!(
+            epoch["regularizer_loss"].as_f64().unwrap() > 0.0,
+            "{method}"
+        );
+    }
+}
+
+#[test]
 fn a_killed_run_resumes_from_its_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");

@@ -5,6 +5,10 @@
 //! - [`Sra`]: the stochastic robust approximation's choice of `k` points per batch;
 //! - [`Dmt`]: dynamic mixed training, the per-epoch balance of the two losses
 //!   ([`Policy::Fixed`], [`Policy::Schedule`], [`Policy::Adaptive`]);
+//! - [`convex_combination_loss`] (CC-IBP) and [`exp_combination_loss`] (exp-IBP): the
+//!   expressive losses, adversarial and verified combined by one weight;
+//! - [`Warmup`]: Shi et al.'s warm-up regularisers on the interval bounds (tightness, ReLU
+//!   balance);
 //! - [`EpsSchedule`] (warm-up and eps ramp) and [`LrSchedule`].
 //!
 //! MixTrain's loss on one batch: the natural cross-entropy of all points plus the robust
@@ -42,14 +46,18 @@
 
 mod dmt;
 mod eps;
+mod expressive;
 mod natural;
 mod robust;
 mod schedule;
 mod sra;
+mod warmup;
 
 pub use dmt::{AlphaChange, Dmt, DmtConfig, Mix, Policy};
 pub use eps::{EpsSchedule, Ramp};
+pub use expressive::{convex_combination_loss, exp_combination_loss};
 pub use natural::{accuracy_count, cross_entropy};
 pub use robust::{interpolate, robust_cross_entropy};
 pub use schedule::LrSchedule;
 pub use sra::Sra;
+pub use warmup::Warmup;

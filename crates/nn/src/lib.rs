@@ -44,7 +44,7 @@ pub use backend::{Backend, adapter_name};
 pub use burn::tensor::Device;
 pub use error::NnError;
 pub use network::{
-    AvgPool2d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, Network, Normalize, Relu, Residual,
-    visit_layers,
+    AvgPool2d, BatchNorm2d, Conv2d, Flatten, Init, Layer, Linear, Network, Normalize, Relu,
+    Residual, visit_layers,
 };
 pub use weights::write_atomic;

@@ -382,10 +382,33 @@ pub struct Network {
     arch: Architecture,
 }
 
+/// How a fresh network's weights are drawn. Written `default` or `ibp` in configs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// PyTorch's: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weights and biases.
+    #[default]
+    Default,
+    /// Shi et al. 2021 ("Fast certified robust training with short warmup"): every weight but
+    /// the last layer's drawn from `N(0, 2 pi / fan_in^2)`, so that an interval's expected
+    /// radius neither grows nor shrinks through a layer and its ReLU at initialisation (with
+    /// PyTorch's default it grows about `sqrt(fan_in)`-fold per layer, and IBP's first robust
+    /// steps see exploded bounds); a layer fed by a residual sum takes half that standard
+    /// deviation, since the sum adds two such radii. Biases as `Default`.
+    Ibp,
+}
+
 /// Where a network's parameter values come from.
 enum Values<'a> {
-    /// PyTorch's default initialisation from a seeded generator.
-    Seeded(Box<rand::rngs::StdRng>),
+    /// A seeded generator: PyTorch's default initialisation, or IBP's for the weights of every
+    /// layer but `last` (the name of the final layer). `after_sum`: the next weights drawn feed
+    /// on a residual sum.
+    Seeded {
+        rng: Box<rand::rngs::StdRng>,
+        init: Init,
+        last: String,
+        after_sum: bool,
+    },
     /// Named PyTorch-layout tensors, checked against [`Architecture::tensors`] by the caller.
     Named(&'a mut HashMap<String, Vec<f32>>),
 }
@@ -400,13 +423,26 @@ impl Values<'_> {
         fan_in: usize,
     ) -> (Vec<f32>, Vec<f32>) {
         match self {
-            Values::Seeded(rng) => {
+            Values::Seeded {
+                rng,
+                init,
+                last,
+                after_sum,
+            } => {
                 let bound = 1.0 / (fan_in as f32).sqrt();
-                let mut draw = |n: usize| -> Vec<f32> {
+                let draw = |rng: &mut rand::rngs::StdRng, n: usize| -> Vec<f32> {
                     (0..n).map(|_| rng.random_range(-bound..bound)).collect()
                 };
-                let w = draw(weight);
-                (w, draw(bias))
+                let w = match *init {
+                    Init::Ibp if name != last => {
+                        let halved = if *after_sum { 0.5 } else { 1.0 };
+                        let std = halved * (2.0 * std::f32::consts::PI).sqrt() / fan_in as f32;
+                        (0..weight).map(|_| std * normal(rng)).collect()
+                    }
+                    _ => draw(rng, weight),
+                };
+                *after_sum = false;
+                (w, draw(rng, bias))
             }
             Values::Named(map) => (
                 take(map, &format!("{name}.weight")),
@@ -417,7 +453,7 @@ impl Values<'_> {
 
     fn batch_norm(&mut self, name: &str, c: usize) -> [Vec<f32>; 4] {
         match self {
-            Values::Seeded(_) => [vec![1.0; c], vec![0.0; c], vec![0.0; c], vec![1.0; c]],
+            Values::Seeded { .. } => [vec![1.0; c], vec![0.0; c], vec![0.0; c], vec![1.0; c]],
             Values::Named(map) => ["weight", "bias", "running_mean", "running_var"]
                 .map(|t| take(map, &format!("{name}.{t}"))),
         }
@@ -426,8 +462,29 @@ impl Values<'_> {
     /// Whether linear weights come in burn's `[in, out]` order (seeded draws keep the order the
     /// project has always drawn in, so that a seed gives the same network as before).
     fn linear_in_burn_order(&self) -> bool {
-        matches!(self, Values::Seeded(_))
+        matches!(self, Values::Seeded { .. })
     }
+
+    /// Marks the next weights drawn as fed by a residual sum (or not); returns the old mark.
+    fn mark_sum(&mut self, mark: bool) -> bool {
+        match self {
+            Values::Seeded { after_sum, .. } => std::mem::replace(after_sum, mark),
+            Values::Named(_) => false,
+        }
+    }
+}
+
+/// The name of the network's final layer, whose weights every initialisation draws PyTorch's
+/// way (the logits' scale is not an interval's growth).
+fn last_affine(layers: &[LayerSpec]) -> Option<String> {
+    layers.last().and_then(LayerSpec::name).map(String::from)
+}
+
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut rand::rngs::StdRng) -> f32 {
+    let u: f64 = 1.0 - rng.random::<f64>();
+    let v: f64 = rng.random();
+    ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
 }
 
 fn take(map: &mut HashMap<String, Vec<f32>>, name: &str) -> Vec<f32> {
@@ -499,13 +556,19 @@ fn build(spec: &LayerSpec, values: &mut Values, device: &Device) -> Layer {
                 momentum: *momentum,
             })
         }
-        LayerSpec::Residual { path, skip } => Layer::Residual(Residual {
-            path: path.iter().map(|l| build(l, values, device)).collect(),
-            skip: skip.as_deref().map(|s| match build(s, values, device) {
+        LayerSpec::Residual { path, skip } => {
+            // the path's first layer and the skip both read the block's input
+            let input_is_sum = values.mark_sum(false);
+            values.mark_sum(input_is_sum);
+            let path = path.iter().map(|l| build(l, values, device)).collect();
+            values.mark_sum(input_is_sum);
+            let skip = skip.as_deref().map(|s| match build(s, values, device) {
                 Layer::Conv2d(c) => c,
                 _ => unreachable!("Architecture::check makes skips convolutions"),
-            }),
-        }),
+            });
+            values.mark_sum(true);
+            Layer::Residual(Residual { path, skip })
+        }
         LayerSpec::Normalize { mean, std } => Layer::Normalize(Normalize {
             mean: mean.clone(),
             std: std.clone(),
@@ -524,8 +587,23 @@ impl Network {
     /// weights and biases; batch norms the identity), drawn on the host from a seeded generator
     /// so that a seed gives the same network on every backend.
     pub fn init(arch: &Architecture, seed: u64, device: &Device) -> Result<Self, NnError> {
+        Self::init_with(arch, seed, Init::Default, device)
+    }
+
+    /// A network with the weights drawn as `init` says, from a seeded generator on the host.
+    pub fn init_with(
+        arch: &Architecture,
+        seed: u64,
+        init: Init,
+        device: &Device,
+    ) -> Result<Self, NnError> {
         arch.check()?;
-        let mut values = Values::Seeded(Box::new(rand::rngs::StdRng::seed_from_u64(seed)));
+        let mut values = Values::Seeded {
+            rng: Box::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            init,
+            last: last_affine(&arch.layers).unwrap_or_default(),
+            after_sum: false,
+        };
         Ok(Self::assemble(arch, &mut values, device))
     }
 
@@ -682,6 +760,98 @@ pub(crate) mod tests {
 
     fn values(t: Tensor<4>) -> Vec<f32> {
         t.into_data().try_to_vec().unwrap()
+    }
+
+    /// Each convolution's and linear layer's weights and fan-in, in forward order.
+    fn weights(layers: &[Layer]) -> Vec<(Vec<f32>, usize)> {
+        let mut out = Vec::new();
+        for layer in layers {
+            match layer {
+                Layer::Conv2d(c) => {
+                    let [_, i, k, _] = c.weight.val().dims();
+                    out.push((values(c.weight.val()), i * k * k));
+                }
+                Layer::Linear(l) => {
+                    let w = l.weight.val();
+                    let fan_in = w.dims()[0];
+                    out.push((w.into_data().try_to_vec().unwrap(), fan_in));
+                }
+                Layer::Residual(r) => out.extend(weights(&r.path)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The sample mean and standard deviation, and the fraction within one deviation of 0.
+    fn moments(w: &[f32], std: f64) -> (f64, f64, f64) {
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let within = w.iter().filter(|v| (v.abs() as f64) < std).count() as f64 / n;
+        (mean, var.sqrt(), within)
+    }
+
+    #[test]
+    fn ibp_init_draws_normal_weights_of_std_sqrt_2pi_over_fan_in_but_the_last() {
+        let device = Backend::Flex.device(None).unwrap();
+        let sum_fed = Architecture {
+            name: "sum-fed".into(),
+            input: [2, 6, 6],
+            classes: 3,
+            layers: vec![
+                LayerSpec::Residual {
+                    path: vec![LayerSpec::conv2d("a", 2, 2, 3, 1, 1)],
+                    skip: None,
+                },
+                LayerSpec::Relu,
+                LayerSpec::conv2d("c", 2, 64, 3, 1, 1),
+                LayerSpec::Flatten,
+                LayerSpec::linear("out", 64 * 36, 3),
+            ],
+        };
+        // (architecture, the standard deviation of each layer but the last in units of
+        // sqrt(2 pi) / fan_in: 1, or 1/2 for a layer fed by a residual sum)
+        let cases = [
+            (
+                zoo::architecture("mnist_small").unwrap(),
+                vec![1.0, 1.0, 1.0],
+            ),
+            (sum_fed, vec![1.0, 0.5]),
+        ];
+        for (arch, scales) in cases {
+            let net = Network::init_with(&arch, 3, Init::Ibp, &device).unwrap();
+            let layers = weights(&net.layers);
+            assert_eq!(layers.len(), scales.len() + 1, "{}", arch.name);
+            for ((w, fan_in), scale) in layers.iter().zip(&scales) {
+                let std = scale * (2.0 * std::f64::consts::PI).sqrt() / *fan_in as f64;
+                let (mean, sample_std, within) = moments(w, std);
+                // four standard errors of each statistic
+                let n = w.len() as f64;
+                assert!(
+                    mean.abs() < 4.0 * std / n.sqrt(),
+                    "{}: mean {mean}",
+                    arch.name
+                );
+                let drift = (sample_std / std - 1.0).abs();
+                assert!(
+                    drift < 4.0 / (2.0 * n).sqrt(),
+                    "{}: std {sample_std} vs {std}",
+                    arch.name
+                );
+                // a normal puts 68.3% within one deviation, a uniform of that deviation 57.7%
+                let p = 0.6827;
+                let tolerance = 4.0 * (p * (1.0 - p) / n).sqrt();
+                assert!(
+                    (within - p).abs() < tolerance,
+                    "{}: {within} within",
+                    arch.name
+                );
+            }
+            let (last, fan_in) = layers.last().unwrap();
+            let bound = 1.0 / (*fan_in as f32).sqrt();
+            assert!(last.iter().all(|v| v.abs() <= bound), "{}", arch.name);
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One training step per method on a batch of 50: the loss of the method (`step_loss`), its
 //! backward pass and an Adam update, as the trainer runs them. Methods: natural, pgd (PGD-10),
 //! ibp, crown-ibp (at beta = 1, its costliest point), mixtrain with k = 1 and k = 5 (symbolic
-//! robust loss on k points). Throughput is in images per second.
+//! robust loss on k points), and the methods that add an attack to an IBP pass: sabr, mtl-ibp,
+//! cc-ibp, exp-ibp (PGD-10 and IBP each; their cost against pgd's plus ibp's less natural's is
+//! the check that a step costs no more than its parts). Throughput is in images per second.
 //!
 //! `mnist_small` carries the MixTrain authors' eps-0.3 weights (a trained network: its
 //! instability pattern, which sets the symbolic domain's cost, is that of training's later
@@ -26,19 +28,24 @@ static ALLOCATOR: PeakAlloc = PeakAlloc;
 const BATCH: usize = 50;
 
 /// `(name, method, k)`.
-const METHODS: [(&str, Method, usize); 6] = [
+const METHODS: [(&str, Method, usize); 10] = [
     ("natural", Method::Natural, 5),
     ("pgd", Method::Pgd, 5),
     ("ibp", Method::Ibp, 5),
     ("crown-ibp", Method::CrownIbp, 5),
     ("mixtrain-k1", Method::Mixtrain, 1),
     ("mixtrain-k5", Method::Mixtrain, 5),
+    ("sabr", Method::Sabr, 5),
+    ("mtl-ibp", Method::MtlIbp, 5),
+    ("cc-ibp", Method::CcIbp, 5),
+    ("exp-ibp", Method::ExpIbp, 5),
 ];
 
 /// FLOPs of one step per image, where a model of them exists (`f` = one forward pass): a
 /// natural step is `3f` (forward and backward); PGD-10 adds ten input-gradient passes; IBP
 /// adds the interval pass (`2f`) and its backward; CROWN-IBP the backward pass of the
-/// `classes` margin rows too. MixTrain's symbolic term has no simple model.
+/// `classes` margin rows too; SABR and the expressive losses are a PGD step's work plus an
+/// IBP pass and its backward. MixTrain's symbolic term has no simple model.
 fn flop_per_image(method: Method, arch: &mixtrain_nn::Architecture, steps: usize) -> Option<f64> {
     let f = 2.0 * arch.macs().expect("a valid zoo architecture") as f64;
     let c = arch.classes as f64;
@@ -47,6 +54,9 @@ fn flop_per_image(method: Method, arch: &mixtrain_nn::Architecture, steps: usize
         Method::Pgd => Some(3.0 * f * (steps as f64 + 1.0)),
         Method::Ibp => Some(3.0 * f + 3.0 * 2.0 * f),
         Method::CrownIbp => Some(3.0 * f + 3.0 * (2.0 + c) * f),
+        Method::Sabr | Method::MtlIbp | Method::CcIbp | Method::ExpIbp => {
+            Some(3.0 * f * (steps as f64 + 1.0) + 3.0 * 2.0 * f)
+        }
         Method::Mixtrain => None,
     }
 }

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use mixtrain_bounds::{DomainKind, InputDomain, Verifier};
 use mixtrain_loss::{DmtConfig, EpsSchedule, LrSchedule, Policy};
-use mixtrain_nn::Backend;
+use mixtrain_nn::{Backend, Init};
 use serde::{Deserialize, Serialize};
 
 use crate::{Method, TrainError, protocol};
@@ -12,6 +12,16 @@ const PRESETS: &[(&str, &str)] = &[
     ("mnist", include_str!("../presets/mnist.toml")),
     ("mnist-0.3", include_str!("../presets/mnist-0.3.toml")),
     ("mnist-large", include_str!("../presets/mnist-large.toml")),
+    ("mnist-sabr", include_str!("../presets/mnist-sabr.toml")),
+    (
+        "mnist-mtl-ibp",
+        include_str!("../presets/mnist-mtl-ibp.toml"),
+    ),
+    ("mnist-cc-ibp", include_str!("../presets/mnist-cc-ibp.toml")),
+    (
+        "mnist-exp-ibp",
+        include_str!("../presets/mnist-exp-ibp.toml"),
+    ),
     ("cifar", include_str!("../presets/cifar.toml")),
     ("cifar-large", include_str!("../presets/cifar-large.toml")),
     ("cifar-resnet", include_str!("../presets/cifar-resnet.toml")),
@@ -41,6 +51,54 @@ impl Default for PgdConfig {
             random_start: true,
         }
     }
+}
+
+/// SABR's small boxes (`sabr`, and `mixtrain` with `robust_set = "small-box"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SabrConfig {
+    /// The small box's radius as a fraction of eps; in `(0, 1]`, default 0.4 (Mueller et al.'s
+    /// choice for MNIST at eps 0.1).
+    pub lambda: f64,
+}
+
+impl Default for SabrConfig {
+    fn default() -> Self {
+        Self { lambda: 0.4 }
+    }
+}
+
+/// Shi et al.'s warm-up regularisers on the interval bounds (bound tightness and ReLU
+/// balance), for any method that bounds with IBP (`ibp`, `crown-ibp`, `sabr`, `mtl-ibp`,
+/// `cc-ibp`, `exp-ibp`, `mixtrain` with `domain = "interval"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WarmupRegConfig {
+    /// The regularisers' weight at the start of the eps ramp, falling linearly to 0 at its
+    /// end; `>= 0`, default 0 (off). Shi et al. use 0.5 (with `init = "ibp"`).
+    pub lambda: f64,
+    /// The tolerance `tau` below which a ratio is penalised; in `(0, 1]`, default 0.5.
+    pub tol: f64,
+}
+
+impl Default for WarmupRegConfig {
+    fn default() -> Self {
+        Self {
+            lambda: 0.0,
+            tol: 0.5,
+        }
+    }
+}
+
+/// The set `mixtrain` bounds on each of its `k` points. Written `ball` or `small-box`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RobustSet {
+    /// The eps-ball (clipped to the input domain): MixTrain's.
+    #[default]
+    Ball,
+    /// SABR's small box around a PGD point (see [`SabrConfig`]).
+    SmallBox,
 }
 
 /// The evaluation on the test set at the end of a run. Every field left out takes the
@@ -139,6 +197,10 @@ pub struct TrainConfig {
     /// `mixtrain`: the robust loss's domain (default `symbolic`, MixTrain's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<DomainKind>,
+    /// `mixtrain`: the set bounded on each of the `k` points, `ball` (default) or `small-box`.
+    pub robust_set: RobustSet,
+    /// How the weights are drawn at the start: `default` (PyTorch's) or `ibp` (Shi et al.'s).
+    pub init: Init,
     /// The box the training and validation balls are clipped to: `unit` (`[0, 1]`, default) or
     /// `image` (each image's own pixel range, the MixTrain authors' evaluation box).
     pub input_domain: InputDomain,
@@ -189,8 +251,13 @@ pub struct TrainConfig {
     /// Dynamic mixed training: the weights of the natural and robust losses (`ibp`,
     /// `crown-ibp`, `mixtrain`; unused by `natural` and `pgd`).
     pub dmt: DmtConfig,
-    /// The inner attack of `pgd` training.
+    /// The attack of the methods that train on PGD points (`pgd`, `sabr`, `mtl-ibp`, `cc-ibp`,
+    /// `exp-ibp`, `mixtrain` with small boxes).
     pub pgd: PgdConfig,
+    /// SABR's small boxes.
+    pub sabr: SabrConfig,
+    /// Shi et al.'s warm-up regularisers.
+    pub warmup_reg: WarmupRegConfig,
     /// The evaluation on the test set at the end of the run.
     pub final_eval: FinalEvalConfig,
 }
@@ -205,6 +272,8 @@ impl Default for TrainConfig {
             k: 5,
             replacement: true,
             domain: None,
+            robust_set: RobustSet::Ball,
+            init: Init::Default,
             input_domain: InputDomain::Unit,
             val_size: 1000,
             val_domain: None,
@@ -224,6 +293,8 @@ impl Default for TrainConfig {
             eps_schedule: EpsSchedule::default(),
             dmt: DmtConfig::default(),
             pgd: PgdConfig::default(),
+            sabr: SabrConfig::default(),
+            warmup_reg: WarmupRegConfig::default(),
             final_eval: FinalEvalConfig::default(),
         }
     }
@@ -274,6 +345,12 @@ impl TrainConfig {
     /// The robust loss's domain.
     pub fn train_domain(&self) -> DomainKind {
         self.domain.unwrap_or_else(|| self.method.default_domain())
+    }
+
+    /// Whether a training step runs PGD.
+    pub fn attacks(&self) -> bool {
+        self.method.attacks()
+            || (self.method == Method::Mixtrain && self.robust_set == RobustSet::SmallBox)
     }
 
     /// The validation VRA's domain.
@@ -427,8 +504,39 @@ impl TrainConfig {
         if self.final_eval.bound_batch_size == Some(0) {
             return err("final_eval.bound_batch_size must be at least 1".into());
         }
-        if self.method == Method::Pgd && self.pgd.steps == 0 {
-            return err("pgd.steps must be at least 1 for pgd training".into());
+        if self.robust_set != RobustSet::Ball && self.method != Method::Mixtrain {
+            return err(format!(
+                "robust_set is the mixtrain method's choice; {} sets its own",
+                self.method.name()
+            ));
+        }
+        if self.attacks() && self.pgd.steps == 0 {
+            return err(format!(
+                "pgd.steps must be at least 1: {} trains on PGD points",
+                self.method.name()
+            ));
+        }
+        if !(self.sabr.lambda > 0.0 && self.sabr.lambda <= 1.0) {
+            return err(format!(
+                "sabr.lambda {} must be in (0, 1]",
+                self.sabr.lambda
+            ));
+        }
+        let reg = &self.warmup_reg;
+        if !(reg.lambda >= 0.0 && reg.lambda.is_finite()) {
+            return err(format!("warmup_reg.lambda {} must be >= 0", reg.lambda));
+        }
+        if !(reg.tol > 0.0 && reg.tol <= 1.0) {
+            return err(format!("warmup_reg.tol {} must be in (0, 1]", reg.tol));
+        }
+        let interval =
+            self.train_domain() == DomainKind::Interval || self.method == Method::CrownIbp;
+        if reg.lambda > 0.0 && !(self.method.certified() && interval) {
+            return err(format!(
+                "warmup_reg regularises interval bounds; {} trains with {}",
+                self.method.name(),
+                self.train_domain().name()
+            ));
         }
         if let Err(e) = mixtrain_nn::zoo::architecture(&self.model) {
             return err(format!("model: {e}"));
@@ -502,6 +610,12 @@ mod tests {
             ("colour", "1", "colour"),
             ("optimizer.speed", "1", "speed"),
             ("lr_schedule.kind", "step", "every_epochs"),
+            ("init", "xavier", "xavier"),
+            ("sabr.lambda", "0", "sabr.lambda"),
+            ("warmup_reg.tol", "0", "warmup_reg.tol"),
+            // the default method is natural: no bounds to regularise, no boxes to choose
+            ("warmup_reg.lambda", "0.5", "regularises interval bounds"),
+            ("robust_set", "small-box", "robust_set is the mixtrain"),
         ];
         for (k, v, needle) in cases {
             let e = c.set(k, v).unwrap_err().to_string();
@@ -512,6 +626,17 @@ mod tests {
             TrainConfig::default(),
             "a failed override changes nothing"
         );
+        let e = TrainConfig::parse("f.toml", "method = \"sabr\"\n[pgd]\nsteps = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sabr trains on PGD points"), "{e}");
+        let e = TrainConfig::parse(
+            "f.toml",
+            "method = \"mixtrain\"\n[warmup_reg]\nlambda = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mixtrain trains with symbolic"), "{e}");
         let e = TrainConfig::parse("f.toml", "epochs = 2\nbatch_size = \"x\"\n")
             .unwrap_err()
             .to_string();

@@ -57,7 +57,10 @@ mod run;
 mod setup;
 mod verify;
 
-pub use config::{FinalEvalConfig, OptimizerConfig, OptimizerKind, PgdConfig, TrainConfig};
+pub use config::{
+    FinalEvalConfig, OptimizerConfig, OptimizerKind, PgdConfig, RobustSet, SabrConfig, TrainConfig,
+    WarmupRegConfig,
+};
 pub use cost::{CostOptions, CostReport, measure_cost};
 pub use error::TrainError;
 pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluate, verify};

@@ -34,6 +34,9 @@ pub(crate) struct EpochMetrics {
     pub natural_loss: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub robust_loss: Option<f64>,
+    /// The warm-up regularisers' weighted sum, over the steps that computed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regularizer_loss: Option<f64>,
     /// On the training inputs (adversarial ones for `pgd`).
     pub train_acc: f64,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -99,6 +99,7 @@ struct Trained {
     loss: f64,
     natural: (f64, usize),
     robust: (f64, usize),
+    regularizer: (f64, usize),
     correct: i64,
     seconds: f64,
     /// The learning rate and eps of the last step, alpha at the start of the epoch.
@@ -192,6 +193,7 @@ impl<'a> Trainer<'a> {
             loss: 0.0,
             natural: (0.0, 0),
             robust: (0.0, 0),
+            regularizer: (0.0, 0),
             correct: 0,
             seconds: 0.0,
             lr: 0.0,
@@ -266,8 +268,10 @@ impl<'a> Trainer<'a> {
         let terms = rule.terms(&learner.model, x, y.clone(), &ctx, rng)?;
         let natural = read_finite(&terms.natural, Terms::NATURAL, at)?;
         let robust = read_finite(&terms.robust, rule.robust_term(), at)?;
-        // finite terms with finite weights: the mix is finite, and its value is known without
-        // a third read back
+        let combined = read_finite(&terms.combined, Terms::COMBINED, at)?;
+        let regularizer = read_finite(&terms.regularizer, Terms::REGULARIZER, at)?;
+        // finite terms with finite weights: the loss is finite, and its value is known without
+        // another read back
         for (value, weight, sum) in [
             (natural, mix.natural, &mut trained.natural),
             (robust, mix.robust, &mut trained.robust),
@@ -275,10 +279,18 @@ impl<'a> Trainer<'a> {
             if let Some(v) = value {
                 sum.0 += v;
                 sum.1 += 1;
-                trained.loss += v * weight;
+                if combined.is_none() {
+                    trained.loss += v * weight;
+                }
             }
         }
-        let loss = terms.mixed(mix)?;
+        trained.loss += combined.unwrap_or(0.0);
+        if let Some(v) = regularizer {
+            trained.regularizer.0 += v;
+            trained.regularizer.1 += 1;
+            trained.loss += v;
+        }
+        let loss = terms.loss(mix)?;
         let hits = accuracy_count(terms.logits.detach(), y);
         let grads = GradientsParams::from_grads(loss.backward(), &learner.model);
         learner.model = learner.optim.step(trained.lr, learner.model.clone(), grads);
@@ -357,6 +369,7 @@ impl<'a> Trainer<'a> {
             loss: trained.loss / self.steps_per_epoch() as f64,
             natural_loss: mean(trained.natural),
             robust_loss: mean(trained.robust),
+            regularizer_loss: mean(trained.regularizer),
             train_acc: trained.correct as f64 / train_n as f64,
             val_acc: validation.acc,
             val_vra: validation.vra,

@@ -101,7 +101,7 @@ pub(crate) fn start(
         dmt: None,
     };
     Ok((
-        Network::init(arch, config.seed, device)?,
+        Network::init_with(arch, config.seed, config.init, device)?,
         optimizer(&config.optimizer),
         state,
     ))

@@ -1,9 +1,9 @@
 //! Interval bound propagation (Gowal et al.): the natural loss mixed with the robust
-//! cross-entropy of the interval bounds on the whole batch.
+//! cross-entropy of the interval bounds on the whole batch (and Shi et al.'s warm-up
+//! regularisers when `warmup_reg.lambda > 0`).
 
 use burn::tensor::{Int, Tensor};
 use mixtrain_bounds::DomainKind;
-use mixtrain_loss::robust_cross_entropy;
 use mixtrain_nn::Network;
 use rand::RngCore;
 
@@ -22,8 +22,7 @@ impl Rule for Ibp {
         _rng: &mut dyn RngCore,
     ) -> Result<Terms, TrainError> {
         ctx.natural_and_robust(model, x, y, |x, y| {
-            let margins = DomainKind::Interval.margins(model, &ctx.ball(x)?, y)?;
-            Ok(robust_cross_entropy(&margins))
+            ctx.interval_loss(model, &ctx.ball(x)?, y)
         })
     }
 

@@ -23,6 +23,8 @@ impl Rule for Natural {
         Ok(Terms {
             natural: Some(cross_entropy(logits.clone(), y)),
             robust: None,
+            combined: None,
+            regularizer: None,
             logits,
         })
     }

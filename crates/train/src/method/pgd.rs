@@ -11,8 +11,7 @@ use crate::{TrainConfig, TrainError};
 pub(super) struct Pgd;
 
 impl Rule for Pgd {
-    /// The inner attack's step size defaults to `2.5 eps / steps` at the step's (ramped) eps;
-    /// with eps 0 (warm-up) the clean batch is the example.
+    /// With eps 0 (warm-up) the clean batch is the example.
     fn terms(
         &self,
         model: &Network,
@@ -21,23 +20,12 @@ impl Rule for Pgd {
         ctx: &StepContext,
         _rng: &mut dyn RngCore,
     ) -> Result<Terms, TrainError> {
-        let x = if ctx.eps > 0.0 {
-            let config = &ctx.config.pgd;
-            let step_size = config
-                .step_size
-                .unwrap_or(2.5 * ctx.eps / config.steps as f64);
-            let pgd = mixtrain_attack::Pgd {
-                random_start: config.random_start,
-                ..mixtrain_attack::Pgd::new(ctx.eps as f32, step_size as f32, config.steps)
-            };
-            pgd.perturb(model, x, y.clone())?
-        } else {
-            x
-        };
-        let logits = model.forward(x);
+        let logits = model.forward(ctx.adversarial(model, x, y.clone())?);
         Ok(Terms {
             natural: None,
             robust: Some(cross_entropy(logits.clone(), y)),
+            combined: None,
+            regularizer: None,
             logits,
         })
     }
@@ -48,6 +36,10 @@ impl Rule for Pgd {
 
     fn bounded_points(&self, _config: &TrainConfig) -> Option<BoundedPoints> {
         None
+    }
+
+    fn attacks(&self) -> bool {
+        true
     }
 
     fn robust_term(&self) -> &'static str {
