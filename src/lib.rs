@@ -11,6 +11,7 @@
 //! | [`data`] | `mixtrain-data` | dataset manifests, fetching, readers, batching |
 //! | [`train`] | `mixtrain-train` | the trainer |
 //! | [`interop`] | `mixtrain-interop` | ONNX export, VNN-LIB properties |
+//! | [`plot`] | `mixtrain-plot` | SVG charts of curves and sweeps |
 //! Verifying a network with the authors' weights takes a handful of lines (here a seeded
 //! `mnist_small`, since weight files live outside the repository):
 //!
@@ -36,4 +37,5 @@ pub use mixtrain_data as data;
 pub use mixtrain_interop as interop;
 pub use mixtrain_loss as loss;
 pub use mixtrain_nn as nn;
+pub use mixtrain_plot as plot;
 pub use mixtrain_train as train;

@@ -35,6 +35,7 @@ fn options(out: &Path, data: &DataDir) -> RunOptions {
         data: data.clone(),
         mirror: None,
         quiet: true,
+        validation_only: false,
     }
 }
 
@@ -55,7 +56,7 @@ fn every_method_trains_and_reports() {
                 .unwrap_or_else(|e| panic!("{}: {e}", method.name()));
         assert_eq!(summary.method, method.name());
         assert_eq!((summary.train_n, summary.val_n), (200, 50));
-        let f = &summary.final_eval;
+        let f = summary.final_eval.as_ref().unwrap();
         for v in [f.clean_acc, f.vra, f.pgd_acc.unwrap()] {
             assert!((0.0..=1.0).contains(&v), "{}: {f:?}", method.name());
         }

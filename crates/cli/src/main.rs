@@ -2,6 +2,7 @@
 //! the library crates.
 
 mod export;
+mod sweep;
 mod verify;
 
 use std::path::PathBuf;
@@ -52,6 +53,10 @@ enum Command {
     /// Verify every test point in an L_inf ball: a verdict, the margins' bounds and seconds per
     /// point, one JSON line each in --out; a killed run resumes from it.
     Verify(verify::VerifyArgs),
+    /// Search recipes on the validation split (grid or random, within a time budget,
+    /// resumable): a table of trials, pictures, the chosen run; the test split is read only by
+    /// --evaluate, for the chosen run.
+    Sweep(sweep::SweepArgs),
     /// Download a dataset (or copy it from --mirror), verifying checksums.
     Fetch(FetchArgs),
     /// List the training presets, models and datasets.
@@ -59,7 +64,7 @@ enum Command {
 }
 
 #[derive(Args)]
-struct DataArgs {
+pub(crate) struct DataArgs {
     /// Data directory [env: MIXTRAIN_DATA, default: datasets/cache].
     #[arg(long)]
     data: Option<PathBuf>,
@@ -69,14 +74,14 @@ struct DataArgs {
 }
 
 impl DataArgs {
-    fn dir(&self) -> DataDir {
+    pub(crate) fn dir(&self) -> DataDir {
         self.data
             .clone()
             .map(DataDir::new)
             .unwrap_or_else(DataDir::from_env)
     }
 
-    fn mirror(&self) -> Option<PathBuf> {
+    pub(crate) fn mirror(&self) -> Option<PathBuf> {
         self.mirror.clone().or_else(DataDir::mirror_from_env)
     }
 }
@@ -366,6 +371,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::ExportSpec(args) => export::export_spec(args),
         Command::Fetch(args) => fetch(args),
         Command::Verify(args) => verify::verify(args),
+        Command::Sweep(args) => sweep::sweep(args),
         Command::List => {
             println!(
                 "presets:  {}",
@@ -534,6 +540,7 @@ fn train(args: TrainArgs) -> Result<()> {
         data: args.data.dir(),
         mirror: args.data.mirror(),
         quiet: args.quiet,
+        validation_only: false,
     };
     let summary = mixtrain_train::run(&config, &opts)?;
     println!("{}", serde_json::to_string(&summary)?);

@@ -193,6 +193,65 @@ fn every_method_trains_a_few_batches_from_its_preset() {
 }
 
 #[test]
+fn sweep_chooses_on_validation_and_evaluates_the_chosen_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("sweep.toml");
+    std::fs::write(
+        &spec,
+        r#"
+preset = "mnist-mtl-ibp"
+search = "random"
+trials = 2
+budget_minutes = 30
+[set]
+epochs = 1
+train_limit = 600
+val_size = 100
+test_limit = 100
+"pgd.steps" = 2
+"final_eval.domain" = "interval"
+"final_eval.pgd_steps" = 2
+[grid]
+"dmt.alpha" = [0.2, 0.5, 0.8]
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("sweep");
+    let stdout = ok(mixtrain()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .args(["--quiet", "--evaluate"])
+        .output()
+        .unwrap());
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["trials"].as_array().unwrap().len(), 2, "{summary}");
+    let chosen = summary["chosen"].as_u64().unwrap();
+    assert_eq!(summary["final_eval"]["n"], 100, "{summary}");
+    let trial = out.join(format!("trials/{chosen:03}"));
+    assert!(trial.join("final.json").is_file() && trial.join("curves.svg").is_file());
+    for file in [
+        "trials.csv",
+        "trials.md",
+        "pareto.svg",
+        "time.svg",
+        "report.md",
+    ] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    fails_with(
+        &[
+            "sweep",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "already holds a sweep",
+    );
+}
+
+#[test]
 fn a_killed_run_resumes_from_its_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");

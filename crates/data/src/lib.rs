@@ -57,7 +57,7 @@ pub use batch::{Batch, Batches};
 pub use error::DataError;
 pub use fetch::{FetchReport, Source, fetch};
 pub use image_set::ImageSet;
-pub use manifest::{Checksum, FileEntry, Format, Manifest, Unpack};
+pub use manifest::{Checksum, FileEntry, Format, Manifest, Unpack, split_loads};
 
 use std::path::{Path, PathBuf};
 

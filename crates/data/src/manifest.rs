@@ -153,6 +153,18 @@ fn is_hex(s: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// How many times this process has loaded each split ([`Split`] as the index).
+static SPLIT_LOADS: [std::sync::atomic::AtomicUsize; 2] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
+/// How many times this process has loaded `split`'s images (of any dataset): what shows that
+/// a procedure which must not read the test split (a recipe search) did not.
+pub fn split_loads(split: Split) -> usize {
+    SPLIT_LOADS[split as usize].load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Manifest {
     /// The names of the embedded manifests.
     pub fn builtin_names() -> impl Iterator<Item = &'static str> {
@@ -316,6 +328,7 @@ impl Manifest {
 
     /// Reads one split.
     pub fn load(&self, split: Split, dir: &DataDir) -> Result<ImageSet, DataError> {
+        SPLIT_LOADS[split as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let base = dir.dataset(&self.name);
         match self.format {
             Format::Idx => {

@@ -34,7 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..RunOptions::new(&out)
     };
     let summary = mixtrain_train::run(&config, &options)?;
-    let f = &summary.final_eval;
+    let f = summary
+        .final_eval
+        .as_ref()
+        .expect("a run that is not validation only evaluates on the test split");
     println!(
         "{} on {} test images at eps {}: clean {:.1}%, verified ({}) {:.1}%, PGD {:.1}%",
         summary.model,

@@ -6,12 +6,17 @@
 //! ```text
 //! DIR/config.toml         the effective configuration
 //! DIR/metrics.jsonl       one JSON object per epoch
+//! DIR/curves.svg          its figures as pictures, redrawn every epoch
 //! DIR/checkpoints/        epoch-NNNN/{model.bpk, optim.bpk, state.json} and `latest`
 //! DIR/model.safetensors   the final weights, PyTorch layout
 //! DIR/final.json          the test-set evaluation: clean accuracy, VRA, PGD accuracy
 //! DIR/report.md           the same as a short Markdown report
 //! DIR/summary.json        final figures (accuracy, seconds, peak memory)
 //! ```
+//!
+//! A validation-only run ([`RunOptions::validation_only`]) never loads the test split and
+//! writes no `final.json` or `report.md`; [`sweep`] runs its trials so, chooses among them on
+//! the validation split, and [`evaluate_run`] evaluates the chosen one on the test split.
 //!
 //! Checkpoints are written to a temporary directory and renamed into place, and `latest` is
 //! replaced atomically, so a run killed at any moment resumes ([`RunOptions::resume`]) from
@@ -37,7 +42,9 @@
 //! use mixtrain_train::{RunOptions, TrainConfig};
 //!
 //! let summary = mixtrain_train::run(&TrainConfig::preset("mnist")?, &RunOptions::new("runs/mnist"))?;
-//! println!("test accuracy {:.2}%, VRA {:.2}%", 100.0 * summary.test_acc, 100.0 * summary.final_eval.vra);
+//! if let Some(eval) = &summary.final_eval {
+//!     println!("test accuracy {:.2}%, VRA {:.2}%", 100.0 * eval.clean_acc, 100.0 * eval.vra);
+//! }
 //! # Ok::<(), mixtrain_train::TrainError>(())
 //! ```
 
@@ -46,6 +53,7 @@
 mod checkpoint;
 mod config;
 mod cost;
+mod curves;
 mod error;
 mod eval;
 mod memory;
@@ -55,6 +63,7 @@ pub mod protocol;
 mod report;
 mod run;
 mod setup;
+mod sweep;
 mod verify;
 
 pub use config::{
@@ -66,5 +75,6 @@ pub use error::TrainError;
 pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluate, verify};
 pub use method::{Method, step_loss};
 pub use report::{FinalEval, RunSummary};
-pub use run::{RunOptions, run};
+pub use run::{RunOptions, evaluate_run, run};
+pub use sweep::{Search, SweepSpec, SweepSummary, Trial, sweep};
 pub use verify::{PointRecord, VerifyLog, VerifySettings, VerifySummary, verify_points};

@@ -45,7 +45,9 @@ pub(crate) struct EpochMetrics {
     pub val_vra: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_domain: Option<&'static str>,
-    pub test_acc: f64,
+    /// Clean accuracy on the test split (`None` in a validation-only run, which never reads it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<f64>,
     pub test_n: usize,
     /// Seconds of training (the optimisation steps) in this epoch.
     pub seconds: f64,
@@ -100,12 +102,21 @@ pub struct RunSummary {
     pub train_n: usize,
     /// Validation images held out of the training split.
     pub val_n: usize,
-    /// Test images evaluated (after `test_limit`).
+    /// Test images evaluated (after `test_limit`; 0 in a validation-only run).
     pub test_n: usize,
-    /// Fraction of test images classified correctly by the final weights.
-    pub test_acc: f64,
-    /// The end-of-run evaluation on the test set.
-    pub final_eval: FinalEval,
+    /// Fraction of test images classified correctly by the final weights (`None` in a
+    /// validation-only run, which never reads the test split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<f64>,
+    /// The last epoch's validation clean accuracy (when the run validates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_acc: Option<f64>,
+    /// The last epoch's validation VRA (certified methods).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_vra: Option<f64>,
+    /// The end-of-run evaluation on the test set (`None` in a validation-only run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_eval: Option<FinalEval>,
     /// Training seconds of each epoch run by this process (resumed epochs are not repeated).
     pub epoch_seconds: Vec<f64>,
     /// Peak resident host memory of the process in MiB (Linux `VmHWM`; `None` elsewhere). GPU
@@ -137,15 +148,24 @@ impl RunSummary {
 
     /// The run's result in one line.
     pub(crate) fn line(&self) -> String {
-        format!(
-            "test: clean {:.2}%, verified ({}) {:.2}%, PGD {} on {} images; weights in {}",
-            100.0 * self.test_acc,
-            self.final_eval.domain,
-            100.0 * self.final_eval.vra,
-            percent(self.final_eval.pgd_acc),
-            self.test_n,
-            self.weights.display()
-        )
+        match &self.final_eval {
+            Some(eval) => format!(
+                "test: clean {:.2}%, verified ({}) {:.2}%, PGD {} on {} images; weights in {}",
+                100.0 * eval.clean_acc,
+                eval.domain,
+                100.0 * eval.vra,
+                percent(eval.pgd_acc),
+                self.test_n,
+                self.weights.display()
+            ),
+            None => format!(
+                "validation only: clean {}, verified {} on {} images; weights in {}",
+                percent(self.val_acc),
+                percent(self.val_vra),
+                self.val_n,
+                self.weights.display()
+            ),
+        }
     }
 }
 
@@ -194,7 +214,8 @@ pub(crate) fn write_report(
          | {n} | {clean:.2}% | {vra:.2}% | {pgd} |\n\n\
          {epochs} epochs, batch {batch}, DMT policy {policy}{k}. Verification took {vs:.1} s, \
          the attack {ps:.1} s (step {step}, one random start). Per-epoch figures: \
-         `metrics.jsonl`; configuration: `config.toml`.\n",
+         `metrics.jsonl`; configuration: `config.toml`.\n\n\
+         ![per-epoch curves: accuracy, losses, eps and alpha](curves.svg)\n",
         model = config.model,
         method = config.method.name(),
         eps = eval.eps,

@@ -2,20 +2,21 @@
 //! then per epoch train, validate, adapt the mix, log and checkpoint; then the final
 //! evaluation. What a step computes is the method's ([`crate::method`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 use mixtrain_attack::Pgd;
-use mixtrain_data::{Augment, Batch, DataDir};
+use mixtrain_data::{Augment, Batch, DataDir, ImageSet};
 use mixtrain_loss::{AlphaChange, Dmt, Policy, accuracy_count};
 use mixtrain_nn::{Network, zoo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::checkpoint::{self, State};
+use crate::curves;
 use crate::eval::{EvalResult, attack, evaluate, to_device, verify};
 use crate::memory::peak_memory_mib;
 use crate::method::{StepContext, Terms, step_mix};
@@ -37,6 +38,9 @@ pub struct RunOptions {
     pub mirror: Option<PathBuf>,
     /// No progress output.
     pub quiet: bool,
+    /// Never load the test split: no per-epoch test accuracy, no final evaluation (a sweep's
+    /// trials, which must choose on the validation split alone).
+    pub validation_only: bool,
 }
 
 impl RunOptions {
@@ -48,6 +52,7 @@ impl RunOptions {
             data: DataDir::from_env(),
             mirror: DataDir::mirror_from_env(),
             quiet: false,
+            validation_only: false,
         }
     }
 }
@@ -61,16 +66,12 @@ pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<RunSummary, TrainE
         let trained = trainer.train_epoch(&mut learner, epoch)?;
         let validation = trainer.validate(&learner.model)?;
         let alpha_change = trainer.adapt(&mut learner.dmt, epoch, &validation);
-        let test = evaluate(
-            &learner.model.valid(),
-            &trainer.data.test,
-            config.eval_batch_size,
-            &trainer.device,
-        )?;
-        trainer.log(epoch, &trained, &validation, &test, alpha_change)?;
+        let test = trainer.test_accuracy(&learner.model.valid())?;
+        trainer.log(epoch, &trained, &validation, test.as_ref(), alpha_change)?;
+        trainer.draw_curves();
         trainer.checkpoint(&mut learner, epoch)?;
         epoch_seconds.push(trained.seconds);
-        last_test = Some(test);
+        last_test = test;
     }
     trainer.finish(learner.model, last_test, epoch_seconds)
 }
@@ -149,7 +150,11 @@ impl<'a> Trainer<'a> {
             trainer.data.dataset,
             trainer.data.train.len(),
             trainer.data.val.len(),
-            trainer.data.test.len(),
+            trainer
+                .data
+                .test
+                .as_ref()
+                .map_or_else(|| "unread".into(), |t| t.len().to_string()),
             config.method.name(),
             config.eps,
             config.backend,
@@ -341,13 +346,31 @@ impl<'a> Trainer<'a> {
         Some(change)
     }
 
+    /// Clean accuracy on the test split, `None` in a validation-only run.
+    fn test_accuracy(&self, model: &Network) -> Result<Option<EvalResult>, TrainError> {
+        self.data
+            .test
+            .as_ref()
+            .map(|test| evaluate(model, test, self.config.eval_batch_size, &self.device))
+            .transpose()
+    }
+
+    /// Redraws `curves.svg` from `metrics.jsonl`. A chart that cannot be drawn costs the
+    /// picture, not the run: it is said and training goes on.
+    fn draw_curves(&self) {
+        let out = &self.opts.out;
+        if let Err(e) = curves::write(&out.join("metrics.jsonl"), &out.join("curves.svg")) {
+            eprintln!("warning: curves.svg not drawn: {e}");
+        }
+    }
+
     /// The epoch's line of `metrics.jsonl` and of the console.
     fn log(
         &self,
         epoch: usize,
         trained: &Trained,
         validation: &Validation,
-        test: &EvalResult,
+        test: Option<&EvalResult>,
         alpha_change: Option<AlphaChange>,
     ) -> Result<(), TrainError> {
         let config = self.config;
@@ -374,16 +397,16 @@ impl<'a> Trainer<'a> {
             val_acc: validation.acc,
             val_vra: validation.vra,
             val_domain: validation.vra.map(|_| config.val_domain().name()),
-            test_acc: test.clean_acc,
-            test_n: test.n,
+            test_acc: test.map(|t| t.clean_acc),
+            test_n: test.map_or(0, |t| t.n),
             seconds: trained.seconds,
             val_seconds: validation.seconds,
-            eval_seconds: test.seconds,
+            eval_seconds: test.map_or(0.0, |t| t.seconds),
             images_per_second: train_n as f64 / trained.seconds,
             alpha_change,
         };
         self.say(format!(
-            "epoch {epoch}/{}: eps {:.4}, loss {:.4}, train acc {:.2}%, val acc {}, val VRA {}{}, test acc {:.2}%, {:.1} s ({:.0} images/s)",
+            "epoch {epoch}/{}: eps {:.4}, loss {:.4}, train acc {:.2}%, val acc {}, val VRA {}{}, test acc {}, {:.1} s ({:.0} images/s)",
             config.epochs,
             trained.eps,
             metrics.loss,
@@ -391,7 +414,7 @@ impl<'a> Trainer<'a> {
             percent(validation.acc),
             percent(validation.vra),
             metrics.val_domain.map_or(String::new(), |d| format!(" ({d})")),
-            100.0 * metrics.test_acc,
+            percent(metrics.test_acc),
             trained.seconds,
             metrics.images_per_second
         ));
@@ -410,7 +433,8 @@ impl<'a> Trainer<'a> {
         )
     }
 
-    /// Saves the final weights, evaluates them on the test set and writes the reports.
+    /// Saves the final weights, evaluates them on the test set (unless the run is validation
+    /// only) and writes the reports.
     fn finish(
         self,
         model: Network,
@@ -419,31 +443,33 @@ impl<'a> Trainer<'a> {
     ) -> Result<RunSummary, TrainError> {
         let config = self.config;
         let model = model.valid();
-        let test = match last_test {
-            Some(test) => test,
-            None => evaluate(
-                &model,
-                &self.data.test,
-                config.eval_batch_size,
-                &self.device,
-            )?,
-        };
         let weights = self.opts.out.join("model.safetensors");
         model.save_safetensors(&weights)?;
-        let steps = config.pgd_steps();
-        self.say(format!(
-            "final evaluation on {} test images: verifying ({}) at eps {}{}",
-            self.data.test.len(),
-            config.final_eval.domain,
-            config.eps,
-            match steps {
-                0 => String::new(),
-                s => format!(", PGD-{s}"),
+        let last = last_validation(&self.opts.out.join("metrics.jsonl"));
+        let (test, final_eval) = match &self.data.test {
+            Some(test_set) => {
+                let test = match last_test {
+                    Some(test) => test,
+                    None => evaluate(&model, test_set, config.eval_batch_size, &self.device)?,
+                };
+                let steps = config.pgd_steps();
+                self.say(format!(
+                    "final evaluation on {} test images: verifying ({}) at eps {}{}",
+                    test_set.len(),
+                    config.final_eval.domain,
+                    config.eps,
+                    match steps {
+                        0 => String::new(),
+                        s => format!(", PGD-{s}"),
+                    }
+                ));
+                let eval =
+                    final_evaluation(config, &model, test_set, test.clean_acc, &self.device)?;
+                write_report(config, &self.data.dataset, &self.opts.out, &eval)?;
+                (Some(test), Some(eval))
             }
-        ));
-        let final_eval =
-            final_evaluation(config, &model, &self.data, test.clean_acc, &self.device)?;
-        write_report(config, &self.data.dataset, &self.opts.out, &final_eval)?;
+            None => (None, None),
+        };
         let summary = RunSummary {
             model: config.model.clone(),
             dataset: self.data.dataset.clone(),
@@ -452,8 +478,10 @@ impl<'a> Trainer<'a> {
             epochs: config.epochs,
             train_n: self.data.train.len(),
             val_n: self.data.val.len(),
-            test_n: test.n,
-            test_acc: test.clean_acc,
+            test_n: test.as_ref().map_or(0, |t| t.n),
+            test_acc: test.map(|t| t.clean_acc),
+            val_acc: last.0,
+            val_vra: last.1,
             final_eval,
             epoch_seconds,
             peak_memory_mib: peak_memory_mib(),
@@ -462,6 +490,43 @@ impl<'a> Trainer<'a> {
         summary.write(&self.opts.out.join("summary.json"))?;
         self.say(summary.line());
         Ok(summary)
+    }
+}
+
+/// The final evaluation of the run in `dir` (its `config.toml` and `model.safetensors`) on the
+/// test split, as the run itself would have done it; writes its `final.json` and `report.md`.
+/// What a sweep calls, once, for the run it chose on the validation split.
+pub fn evaluate_run(dir: &Path, opts: &RunOptions) -> Result<FinalEval, TrainError> {
+    let config = TrainConfig::from_file(&dir.join("config.toml"))?;
+    let device = config.backend.device(config.device_index)?;
+    let arch = zoo::architecture(&config.model)?;
+    let model = Network::load_safetensors(&arch, &dir.join("model.safetensors"), &device)?;
+    let opts = RunOptions {
+        validation_only: false,
+        ..opts.clone()
+    };
+    let data = Data::load(&config, &opts, &arch)?;
+    let test = data
+        .test
+        .as_ref()
+        .expect("a run that is not validation only loads the test split");
+    let clean = evaluate(&model, test, config.eval_batch_size, &device)?.clean_acc;
+    let eval = final_evaluation(&config, &model, test, clean, &device)?;
+    write_report(&config, &data.dataset, dir, &eval)?;
+    Ok(eval)
+}
+
+/// The last logged epoch's validation accuracy and VRA (a resumed run's last epoch may have
+/// been logged by an earlier process).
+fn last_validation(metrics: &Path) -> (Option<f64>, Option<f64>) {
+    let text = std::fs::read_to_string(metrics).unwrap_or_default();
+    let last = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+    match last {
+        Some(v) => (v["val_acc"].as_f64(), v["val_vra"].as_f64()),
+        None => (None, None),
     }
 }
 
@@ -493,11 +558,10 @@ fn read_finite(
 fn final_evaluation(
     config: &TrainConfig,
     net: &Network,
-    data: &Data,
+    test: &ImageSet,
     clean_acc: f64,
     device: &Device,
 ) -> Result<FinalEval, TrainError> {
-    let test = &data.test;
     let verifier = config.final_verifier();
     let verified = verify(
         net,

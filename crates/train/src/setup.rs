@@ -14,13 +14,14 @@ use crate::memory;
 use crate::run::RunOptions;
 use crate::{OptimizerConfig, OptimizerKind, TrainConfig, TrainError};
 
-/// The images of a run: the training split less the validation hold-out, and the test split.
+/// The images of a run: the training split less the validation hold-out, and the test split
+/// (`None` in a validation-only run: never loaded).
 pub(crate) struct Data {
     /// The dataset trained on (the sample when the full set is not available).
     pub dataset: String,
     pub train: ImageSet,
     pub val: ImageSet,
-    pub test: ImageSet,
+    pub test: Option<ImageSet>,
 }
 
 impl Data {
@@ -33,7 +34,10 @@ impl Data {
         let dataset = resolve_dataset(config, opts)?;
         let full_train = load_split(&dataset, opts, Split::Train, config.train_limit)?;
         let (train, val) = full_train.split_off_random(config.val_size, config.seed);
-        let test = load_split(&dataset, opts, Split::Test, config.test_limit)?;
+        let test = match opts.validation_only {
+            true => None,
+            false => Some(load_split(&dataset, opts, Split::Test, config.test_limit)?),
+        };
         let err = |message: String| TrainError::Config {
             origin: "run".into(),
             message,
