@@ -187,3 +187,17 @@ fn the_budget_stops_new_trials() {
     assert_eq!(status, ["done", "skipped (budget)"]);
     assert_eq!(summary.chosen, Some(1));
 }
+
+#[test]
+fn the_shipped_sweeps_parse_and_name_real_fields() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        // every trial's config is built and checked by from_file
+        let spec = SweepSpec::from_file(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert!(!spec.trials().is_empty(), "{path:?}");
+        n += 1;
+    }
+    assert!(n > 0);
+}
