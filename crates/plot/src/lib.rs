@@ -4,7 +4,8 @@
 //!
 //! The crate knows nothing of training: a caller turns its figures into [`Panel`]s of
 //! [`Series`] and gets SVG text back. Each series is drawn in its own colour of [`PALETTE`]:
-//! a line through its points (one `<polyline>`), its points as dots, and a key in the legend.
+//! a line through its points (one `<polyline>`), its points as dots, and a key in the legend,
+//! which stands in a column right of the plot so that it never hides a point.
 //!
 //! ```
 //! use mixtrain_plot::{Panel, Series, Style, chart};
@@ -138,6 +139,9 @@ fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     lo - pad..hi + pad
 }
 
+/// Pixels of a panel's right-hand column, where its legend stands clear of the data.
+const LEGEND_WIDTH: u32 = 190;
+
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     panel: &Panel,
@@ -148,7 +152,8 @@ fn draw_panel<DB: DrawingBackend>(
         .filter(|s| !s.points.is_empty())
         .collect();
     let all = || drawn.iter().flat_map(|s| s.points.iter());
-    let mut chart = ChartBuilder::on(area)
+    let (plot, legend) = area.split_horizontally(PANEL_SIZE.0 - LEGEND_WIDTH);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(&panel.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
@@ -167,27 +172,21 @@ fn draw_panel<DB: DrawingBackend>(
             .points
             .iter()
             .map(move |&p| Circle::new(p, 3, colour.filled()));
-        let annotation = match series.style {
-            Style::Line => {
-                chart.draw_series(dots)?;
-                chart.draw_series(LineSeries::new(
-                    series.points.iter().copied(),
-                    colour.stroke_width(2),
-                ))?
-            }
-            Style::Points => chart.draw_series(dots)?,
-        };
-        annotation
-            .label(series.name.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled()));
-    }
-    if !drawn.is_empty() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
+        chart.draw_series(dots)?;
+        if series.style == Style::Line {
+            chart.draw_series(LineSeries::new(
+                series.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?;
+        }
+        // the key: a swatch and the name, one row per series below the caption's height
+        let y = 40 + 20 * i as i32;
+        legend.draw(&Rectangle::new([(0, y), (14, y + 10)], colour.filled()))?;
+        legend.draw(&Text::new(
+            series.name.as_str(),
+            (20, y - 1),
+            ("sans-serif", 13).into_font(),
+        ))?;
     }
     Ok(())
 }
