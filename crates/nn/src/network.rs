@@ -465,11 +465,21 @@ impl Values<'_> {
         matches!(self, Values::Seeded { .. })
     }
 
-    /// Marks the next weights drawn as fed by a residual sum (or not); returns the old mark.
-    fn mark_sum(&mut self, mark: bool) -> bool {
-        match self {
-            Values::Seeded { after_sum, .. } => std::mem::replace(after_sum, mark),
-            Values::Named(_) => false,
+    /// Whether the next weights drawn feed on a residual sum.
+    fn after_sum(&self) -> bool {
+        matches!(
+            self,
+            Values::Seeded {
+                after_sum: true,
+                ..
+            }
+        )
+    }
+
+    /// Marks the next weights drawn as fed by a residual sum, or not.
+    fn mark_sum(&mut self, mark: bool) {
+        if let Values::Seeded { after_sum, .. } = self {
+            *after_sum = mark;
         }
     }
 }
@@ -558,8 +568,7 @@ fn build(spec: &LayerSpec, values: &mut Values, device: &Device) -> Layer {
         }
         LayerSpec::Residual { path, skip } => {
             // the path's first layer and the skip both read the block's input
-            let input_is_sum = values.mark_sum(false);
-            values.mark_sum(input_is_sum);
+            let input_is_sum = values.after_sum();
             let path = path.iter().map(|l| build(l, values, device)).collect();
             values.mark_sum(input_is_sum);
             let skip = skip.as_deref().map(|s| match build(s, values, device) {

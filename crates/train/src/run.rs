@@ -501,18 +501,10 @@ pub fn evaluate_run(dir: &Path, opts: &RunOptions) -> Result<FinalEval, TrainErr
     let device = config.backend.device(config.device_index)?;
     let arch = zoo::architecture(&config.model)?;
     let model = Network::load_safetensors(&arch, &dir.join("model.safetensors"), &device)?;
-    let opts = RunOptions {
-        validation_only: false,
-        ..opts.clone()
-    };
-    let data = Data::load(&config, &opts, &arch)?;
-    let test = data
-        .test
-        .as_ref()
-        .expect("a run that is not validation only loads the test split");
-    let clean = evaluate(&model, test, config.eval_batch_size, &device)?.clean_acc;
-    let eval = final_evaluation(&config, &model, test, clean, &device)?;
-    write_report(&config, &data.dataset, dir, &eval)?;
+    let (dataset, test) = setup::test_split(&config, opts)?;
+    let clean = evaluate(&model, &test, config.eval_batch_size, &device)?.clean_acc;
+    let eval = final_evaluation(&config, &model, &test, clean, &device)?;
+    write_report(&config, &dataset, dir, &eval)?;
     Ok(eval)
 }
 

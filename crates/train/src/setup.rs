@@ -155,6 +155,17 @@ pub(crate) fn prepare_dir(config: &TrainConfig, opts: &RunOptions) -> Result<(),
     write_atomic(&config_path, config.to_toml().as_bytes()).map_err(TrainError::io(&config_path))
 }
 
+/// The test split of the dataset `config` trains on (after `test_limit`), and that dataset's
+/// name: what a run's evaluation reads, without the training split.
+pub(crate) fn test_split(
+    config: &TrainConfig,
+    opts: &RunOptions,
+) -> Result<(String, ImageSet), TrainError> {
+    let dataset = resolve_dataset(config, opts)?;
+    let test = load_split(&dataset, opts, Split::Test, config.test_limit)?;
+    Ok((dataset, test))
+}
+
 /// The dataset to train on: the configured one, or its sample when the full one is neither in
 /// the data directory nor obtainable (no network, a mirror holding only the sample). The
 /// fallback is announced loudly: figures on 4,000 images are not CIFAR-10 figures.

@@ -221,7 +221,7 @@ impl StepContext<'_> {
             x,
             centre,
             eps,
-            radius.min(eps),
+            radius,
             self.config.input_domain,
         )?)
     }
@@ -313,11 +313,8 @@ impl StepContext<'_> {
             None => (None, None),
         };
         Ok(Terms {
-            natural: Some(natural),
-            robust,
-            combined: None,
             regularizer,
-            logits,
+            ..Terms::new(Some(natural), robust, logits)
         })
     }
 
@@ -336,23 +333,15 @@ impl StepContext<'_> {
         let logits = model.forward(adversarial);
         let natural = cross_entropy(logits.clone(), y.clone());
         if !self.robust_wanted() {
-            return Ok(Terms {
-                natural: Some(natural),
-                robust: None,
-                combined: None,
-                regularizer: None,
-                logits,
-            });
+            return Ok(Terms::new(Some(natural), None, logits));
         }
         let (margins, regularizer) = self.interval_margins(model, &self.ball(x)?, y)?;
         let robust = robust_cross_entropy(&margins);
         let combined = combine(logits.clone(), &margins, natural.clone(), robust.clone());
         Ok(Terms {
-            natural: Some(natural),
-            robust: Some(robust),
             combined,
             regularizer,
-            logits,
+            ..Terms::new(Some(natural), Some(robust), logits)
         })
     }
 }
@@ -394,6 +383,17 @@ impl Terms {
     pub const COMBINED: &'static str = "combined adversarial and verified loss";
     /// The name the non-finite check gives the regulariser.
     pub const REGULARIZER: &'static str = "warm-up regulariser";
+
+    /// The two terms and the logits, to be mixed; no combined loss, no regulariser.
+    pub fn new(natural: Option<Tensor<1>>, robust: Option<Tensor<1>>, logits: Tensor<2>) -> Self {
+        Self {
+            natural,
+            robust,
+            combined: None,
+            regularizer: None,
+            logits,
+        }
+    }
 
     /// The loss the optimiser differentiates: the combined loss, or else the natural term
     /// weighted `mix.natural` plus the robust one weighted `mix.robust`; plus the regulariser.

@@ -20,13 +20,11 @@ impl Rule for Natural {
         _rng: &mut dyn RngCore,
     ) -> Result<Terms, TrainError> {
         let logits = model.forward(x);
-        Ok(Terms {
-            natural: Some(cross_entropy(logits.clone(), y)),
-            robust: None,
-            combined: None,
-            regularizer: None,
+        Ok(Terms::new(
+            Some(cross_entropy(logits.clone(), y)),
+            None,
             logits,
-        })
+        ))
     }
 
     fn certified(&self) -> bool {

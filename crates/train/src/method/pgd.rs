@@ -21,13 +21,11 @@ impl Rule for Pgd {
         _rng: &mut dyn RngCore,
     ) -> Result<Terms, TrainError> {
         let logits = model.forward(ctx.adversarial(model, x, y.clone())?);
-        Ok(Terms {
-            natural: None,
-            robust: Some(cross_entropy(logits.clone(), y)),
-            combined: None,
-            regularizer: None,
+        Ok(Terms::new(
+            None,
+            Some(cross_entropy(logits.clone(), y)),
             logits,
-        })
+        ))
     }
 
     fn certified(&self) -> bool {
