@@ -190,7 +190,7 @@ impl AlphaCrown {
             .collect();
         let labels = labels.clone().select(0, rows.clone());
         let old = lower.clone().select(0, rows.clone());
-        let gain = (self.optimise(net, &subset, &labels, bounds)? - old).clamp_min(0.0);
+        let gain = (self.optimise(net, &subset, &labels, bounds)?.0 - old).clamp_min(0.0);
         Ok(lower.select_assign(0, rows, gain, IndexingUpdateOp::Add))
     }
 
@@ -198,14 +198,15 @@ impl AlphaCrown {
     /// starting from sound bounds `pre_relu` in front of every ReLU. The loop runs without
     /// autodiff on the network; on an autodiff device the bound is then evaluated once more at
     /// the best slopes, so its gradient is the margins' at those slopes held fixed (as
-    /// auto_LiRPA's), not through the optimisation.
+    /// auto_LiRPA's), not through the optimisation. Also returns the tightest bounds met in
+    /// front of every ReLU (on the plain device).
     fn optimise(
         &self,
         net: &Network,
         set: &InputSet,
         labels: &Tensor<1, Int>,
         pre_relu: PreRelu,
-    ) -> Result<Tensor<2>, BoundsError> {
+    ) -> Result<(Tensor<2>, PreRelu), BoundsError> {
         let (body, _) = body_and_last(net, set, labels)?;
         let input = ActShape::Image(net.architecture().input);
         let targets = self.targets(body);
@@ -282,11 +283,26 @@ impl AlphaCrown {
             let grads = margins.sum().backward();
             adam.ascend(&mut alphas, leaves.iter().map(|t| t.grad(&grads)).collect());
         }
-        if tracked {
-            bound_with(net, set, labels, lines(&pre_relu, &best_alphas))
-        } else {
-            Ok(best.expect("at least one evaluation"))
-        }
+        let margins = match tracked {
+            true => bound_with(net, set, labels, lines(&pre_relu, &best_alphas))?,
+            false => best.expect("at least one evaluation"),
+        };
+        Ok((margins, plain_pre))
+    }
+
+    /// The margin lower bounds `[n, classes]` of every point of `set`, optimised whether or
+    /// not cheaper bounds decide it, and the tightest bounds met in front of every ReLU: the
+    /// root of a branch and bound, whose subproblems start from those bounds.
+    pub(crate) fn root(
+        &self,
+        net: &Network,
+        set: &InputSet,
+        labels: &Tensor<1, Int>,
+    ) -> Result<(Tensor<2>, PreRelu), BoundsError> {
+        let (_, from_interval) = forward_recording::<Interval>(net, set, labels)?;
+        let (_, from_symbolic) = forward_recording::<Symbolic>(net, set, labels)?;
+        let pre_relu = intersect(&from_interval, &from_symbolic);
+        self.optimise(net, set, labels, pre_relu)
     }
 
     /// The top-level ReLUs whose pre-activation bounds are tightened: with
@@ -306,6 +322,24 @@ impl AlphaCrown {
         }
         targets
     }
+}
+
+/// `pre_relu` with the bounds in front of every top-level ReLU layer after the ReLU numbered
+/// `after` tightened by CROWN passes from their unstable neurons ([`tighten`]): what a branch
+/// and bound subproblem needs once a split in that ReLU has changed the chords behind them.
+pub(crate) fn tighten_after(
+    body: &[Layer],
+    input: ActShape,
+    set: &InputSet,
+    after: usize,
+    pre_relu: PreRelu,
+) -> Result<PreRelu, BoundsError> {
+    let targets: Vec<Target> = AlphaCrown::default()
+        .targets(body)
+        .into_iter()
+        .filter(|t| t.relu > after)
+        .collect();
+    tighten(body, input, set, &targets, pre_relu)
 }
 
 /// `pre_relu` with the bounds in front of each target layer tightened, in order, by a CROWN
@@ -529,30 +563,38 @@ fn lines(bounds: &PreRelu, slopes: &[Tensor<3>]) -> Vec<ReluLines> {
             lower: lower.clone(),
             upper: upper.clone(),
             alpha: alpha.clone(),
+            split: None,
         })
         .collect()
 }
 
-/// Adam on the slopes, ascending, each step projected back onto `[0, 1]`.
-struct Adam {
+/// Adam ascending, each step projected back onto `[0, upper]`: `[0, 1]` for slopes, `[0,
+/// inf)` for Lagrange multipliers.
+pub(crate) struct Adam {
     step: f32,
+    upper: f32,
     t: i32,
     first: Vec<Tensor<3>>,
     second: Vec<Tensor<3>>,
 }
 
 impl Adam {
-    fn new(alphas: &[Tensor<3>], step: f32) -> Self {
+    pub(crate) fn new(alphas: &[Tensor<3>], step: f32) -> Self {
+        Self::bounded(alphas, step, 1.0)
+    }
+
+    pub(crate) fn bounded(alphas: &[Tensor<3>], step: f32, upper: f32) -> Self {
         let zeros: Vec<Tensor<3>> = alphas.iter().map(|t| t.zeros_like()).collect();
         Self {
             step,
+            upper,
             t: 0,
             first: zeros.clone(),
             second: zeros,
         }
     }
 
-    fn ascend(&mut self, alphas: &mut [Tensor<3>], gradients: Vec<Option<Tensor<3>>>) {
+    pub(crate) fn ascend(&mut self, alphas: &mut [Tensor<3>], gradients: Vec<Option<Tensor<3>>>) {
         self.t += 1;
         let step = self.step * STEP_DECAY.powi(self.t - 1);
         let (c1, c2) = (1.0 - BETA1.powi(self.t), 1.0 - BETA2.powi(self.t));
@@ -566,7 +608,7 @@ impl Adam {
             *m = m.clone() * BETA1 + g.clone() * (1.0 - BETA1);
             *v = v.clone() * BETA2 + g.powi_scalar(2) * (1.0 - BETA2);
             let update = (m.clone() / c1) / ((v.clone() / c2).sqrt() + 1e-8);
-            *alpha = (alpha.clone() + update * step).clamp(0.0, 1.0);
+            *alpha = (alpha.clone() + update * step).clamp(0.0, self.upper);
         }
     }
 }

@@ -74,11 +74,15 @@ pub(crate) fn bound(
 /// A ReLU's pre-activation bounds `[n, d]` and the slopes `alpha` of the lower lines of its
 /// unstable neurons, `[n, specs, d]` (one per row of the function carried back, alpha-CROWN)
 /// or `[n, 1, d]` (shared, CROWN). Any `alpha` in `[0, 1]` gives a sound bound; the
-/// stable neurons' lines are exact whatever `alpha` holds there.
+/// stable neurons' lines are exact whatever `alpha` holds there. `split`, where a branch and
+/// bound subproblem constrains some of the neurons' signs, is the Lagrangian term added to the
+/// function over the pre-activations (`[n, rows, d]`: `beta` on `z <= 0`, `-beta` on
+/// `z >= 0`, zero elsewhere; beta-CROWN), sound on the subproblem for any `beta >= 0`.
 pub(crate) struct ReluLines {
     pub lower: Tensor<2>,
     pub upper: Tensor<2>,
     pub alpha: Tensor<3>,
+    pub split: Option<Tensor<3>>,
 }
 
 /// CROWN's adaptive lower slopes, `alpha = [u >= -l]`, which minimise the area of the relaxation.
@@ -95,6 +99,7 @@ pub(crate) fn adaptive(pre_relu: PreRelu) -> Vec<ReluLines> {
                 lower,
                 upper,
                 alpha,
+                split: None,
             }
         })
         .collect()
@@ -112,6 +117,45 @@ pub(crate) fn bound_with(
     let input = ActShape::Image(net.architecture().input);
     // the rows W_y - W_j and their biases are rounded once each
     Backward::new(lambda, bias, set, true).minimum_after(body, input, set, &mut relus)
+}
+
+/// What a backward pass saw on its way besides its bound: the function's coefficients over
+/// each ReLU's output (`[n, rows, d]`, by the ReLU's index; what a branching heuristic scores
+/// neurons by) and over the input (`[n, rows, c*h*w]`; the box's corner that minimises it is
+/// the relaxation's minimiser).
+pub(crate) struct Trace {
+    pub at_relu: Vec<Option<Tensor<3>>>,
+    pub input: Tensor<3>,
+}
+
+/// The lower bounds `[n, rows]` of the functions `lambda . z + bias` (`[n, rows, d]`, `[n,
+/// rows]`, each entry rounded once) over the output of `layers` (a network's first, whose
+/// input has shape `input`), with the given lines at every ReLU among them, and where asked
+/// (`traced`) the pass's [`Trace`].
+pub(crate) fn bound_traced(
+    layers: &[Layer],
+    input: ActShape,
+    set: &InputSet,
+    (lambda, bias): (Tensor<3>, Tensor<2>),
+    mut relus: Vec<ReluLines>,
+    traced: bool,
+) -> Result<(Tensor<2>, Option<Trace>), BoundsError> {
+    let count = relus.len();
+    let mut f = Backward::new(lambda, bias, set, true);
+    f.trace = traced.then(Vec::new);
+    let magnitude = set.magnitude();
+    let mut f = f.layers(layers, input, magnitude.as_ref(), &mut relus)?;
+    let trace = f.trace.take().map(|seen| {
+        let mut at_relu = vec![None; count];
+        for (relu, lambda) in seen {
+            at_relu[relu] = Some(lambda);
+        }
+        Trace {
+            at_relu,
+            input: f.lambda.clone(),
+        }
+    });
+    Ok((f.minimum(set), trace))
 }
 
 /// Lower and upper bounds `[n, m]` of the neurons `rows` `[n, m, d]` picks out of the output
@@ -144,6 +188,9 @@ struct Backward {
     bias: Tensor<2>,
     /// On a float-sound input set, what rounding may have cost the function so far.
     rounding: Option<Rounding>,
+    /// Where kept, the function's coefficients over each ReLU's output met so far, with the
+    /// ReLU's index.
+    trace: Option<Vec<(usize, Tensor<3>)>>,
 }
 
 /// A float-sound pass's rounding so far, as a deficit of its lower bound: the exact function
@@ -223,6 +270,7 @@ impl Backward {
             lambda,
             bias,
             rounding,
+            trace: None,
         }
     }
 
@@ -282,6 +330,9 @@ impl Backward {
                         model: String::new(),
                         message: "fewer ReLU bounds recorded than ReLUs".into(),
                     })?;
+                    if let Some(trace) = f.trace.as_mut() {
+                        trace.push((relus.len(), f.lambda.clone()));
+                    }
                     f.relu(lines)
                 }
                 (Layer::Flatten(_), _) => f,
@@ -321,6 +372,7 @@ impl Backward {
             lambda,
             bias,
             rounding,
+            trace: self.trace,
         }
     }
 
@@ -358,6 +410,7 @@ impl Backward {
             lambda: conv_adjoint(self.lambda, conv, input, output),
             bias,
             rounding,
+            trace: self.trace,
         }
     }
 
@@ -390,11 +443,14 @@ impl Backward {
 
     /// The chord where the coefficient is negative, the lower line `alpha z` where positive;
     /// stable neurons pass through (active) or vanish (inactive).
+    /// A split's Lagrangian term, where given, is added to the function over the
+    /// pre-activations.
     fn relu(self, lines: ReluLines) -> Self {
         let ReluLines {
             lower,
             upper,
             alpha,
+            split,
         } = lines;
         let relax = ReluRelaxation::new(&lower, &upper);
         let intercept = relax.intercept(lower.clone());
@@ -404,11 +460,17 @@ impl Backward {
         let positive = relu(self.lambda.clone());
         let negative = self.lambda.clone() - positive.clone();
         let bias = self.bias.clone() + apply(negative.clone(), intercept.clone());
-        let lambda = positive * slope + negative.clone() * relax.slope.unsqueeze_dim(1);
+        let relaxed = positive * slope + negative.clone() * relax.slope.unsqueeze_dim(1);
+        // with a split term the sum rounds once more, and may cancel: its rounding scales
+        // with both terms' magnitudes
+        let (lambda, magnitude) = match split {
+            Some(split) => (relaxed.clone() + split.clone(), relaxed.abs() + split.abs()),
+            None => (relaxed.clone(), relaxed.abs()),
+        };
         let rounding = self.rounding.map(|r| {
             Self::relu_rounding(
                 r,
-                &lambda,
+                magnitude,
                 &self.bias,
                 negative.abs(),
                 &lower,
@@ -421,6 +483,7 @@ impl Backward {
             lambda,
             bias,
             rounding,
+            trace: self.trace,
         }
     }
 
@@ -428,11 +491,12 @@ impl Backward {
     /// `[l, u]`, the ReLU's output in `[0, relu(u)]`): the pending error at `relu(u)`; the
     /// chords' dip below ReLU (`gamma_2 (|l| + |u|)` on unstable neurons) where the coefficient
     /// is negative; the rounding of the products `lambda slope` (`gamma_1 |lambda'| |z|`) and of
-    /// the bias's sum (`gamma_(d+1) |lambda^-| |intercept|`, and one rounding of `|bias|`).
+    /// the bias's sum (`gamma_(d+1) |lambda^-| |intercept|`, and one rounding of `|bias|`);
+    /// `magnitude` bounds `|lambda'|`'s terms.
     #[allow(clippy::too_many_arguments)]
     fn relu_rounding(
         rounding: Rounding,
-        lambda: &Tensor<3>,
+        magnitude_of_lambda: Tensor<3>,
         bias: &Tensor<2>,
         negative: Tensor<3>,
         lower: &Tensor<2>,
@@ -444,7 +508,7 @@ impl Backward {
         let dip = (lower.clone().abs() + upper.clone().abs()) * unstable * slack(2);
         let magnitude = lower.clone().abs().max_pair(upper.clone().abs());
         let mut error = apply(negative.clone(), dip)
-            + apply(lambda.clone().abs(), magnitude) * slack(1)
+            + apply(magnitude_of_lambda, magnitude) * slack(1)
             + apply(negative, intercept.clone().abs()) * slack_of(nonzero(&intercept), d)
             + bias.clone().abs() * slack(1);
         if let Some(pending) = rounding.pending {
@@ -476,6 +540,7 @@ impl Backward {
             lambda: self.lambda * scale.unsqueeze_dim(0),
             bias,
             rounding,
+            trace: self.trace,
         }
     }
 
@@ -499,6 +564,7 @@ impl Backward {
                 pending,
                 input: None,
             }),
+            trace: None,
         };
         let skip = match &block.skip {
             Some(conv) => skip.layers(&[Layer::Conv2d(conv.clone())], input, None, relus)?,
@@ -521,6 +587,7 @@ impl Backward {
             lambda,
             bias: skip.bias,
             rounding,
+            trace: path.trace,
         })
     }
 }

@@ -26,6 +26,10 @@
 //! - [`DomainKind::Best`]: the intersection of all of them, neuron by neuron, never looser than
 //!   any one.
 //!
+//! Complete verification: [`BranchAndBound`] decides a point alpha-CROWN leaves undecided by
+//! splitting unstable ReLUs (beta-CROWN), as `verified`, `falsified` with an input the network
+//! misclassifies, or `unknown` past its time limit.
+//!
 //! [`DomainKind`] names them at run time (`"interval"`, `"symbolic"`, `"crown"`,
 //! `"crown-symbolic"`, `"alpha-crown"`, `"best"`); [`footprint`] estimates the memory one bounded point needs, so
 //! that a trainer can refuse a configuration before it runs out of memory.
@@ -41,8 +45,8 @@
 //! the specification folded into the last layer) and `rounding` (the float32 rounding bounds)
 //! <- `domain` (the [`Domain`] trait and the
 //! forward pass) <- `interval`, `symbolic/` (the domain, then its coefficient storage and
-//! patches) and `crown` (the backward pass) <- `alpha` (alpha-CROWN) <- `best` <- `registry` ([`DomainKind`]) <-
-//! `footprint`. Shapes come from `mixtrain-nn` ([`Layer::output_shape`]).
+//! patches) and `crown` (the backward pass) <- `alpha` (alpha-CROWN) <- `bab` (branch and
+//! bound), `best` <- `registry` ([`DomainKind`]) <- `footprint`, `verifier`. Shapes come from `mixtrain-nn` ([`Layer::output_shape`]).
 //!
 //! Adding a layer kind touches: its variant in `mixtrain-nn` (`LayerSpec`, `Layer`, and its
 //! shape in `Layer::output_shape`); one method of [`Domain`] with its rule in [`Interval`] and
@@ -76,6 +80,7 @@
 #![warn(missing_docs)]
 
 mod alpha;
+mod bab;
 mod best;
 mod crown;
 mod domain;
@@ -91,6 +96,7 @@ mod symbolic;
 mod verifier;
 
 pub use alpha::{AlphaCrown, Intermediate};
+pub use bab::{BranchAndBound, Decision, Split};
 pub use best::best_margins;
 pub use crown::interval_and_crown;
 pub use domain::{Domain, PreRelu, margins, margins_recording};

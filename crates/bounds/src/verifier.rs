@@ -8,7 +8,7 @@ use mixtrain_nn::Network;
 use serde::{Deserialize, Serialize};
 
 use crate::numeric::{read_bools, read_floats};
-use crate::{AlphaCrown, BoundsError, DomainKind, InputSet, Margins};
+use crate::{AlphaCrown, BoundsError, BranchAndBound, DomainKind, InputSet, Margins};
 
 /// What the verifier concluded about one point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,8 +20,8 @@ pub enum Verdict {
     /// robust or not).
     Unknown,
     /// An input of the box that the network misclassifies was found (by an attack run before
-    /// the bounds, and checked by a forward pass): the point is not robust. [`Verifier`] never
-    /// says it; `mixtrain_train::verify_points` does.
+    /// the bounds, or by branch and bound, and checked by a forward pass): the point is not
+    /// robust.
     Falsified,
 }
 
@@ -43,8 +43,19 @@ pub struct PointVerdict {
     pub verdict: Verdict,
     /// Lower bounds of the margins `z_y - z_j`, one per class (the label's own is 0).
     pub margins: Vec<f32>,
-    /// Seconds spent on the point: its batch's time shared equally among the batch's points.
+    /// Seconds spent on the point: its batch's time shared equally among the batch's points,
+    /// and its branch and bound's.
     pub seconds: f64,
+    /// Subproblems branch and bound visited (0 where it did not run).
+    #[serde(default)]
+    pub subproblems: usize,
+    /// The most ReLU splits of any of them.
+    #[serde(default)]
+    pub depth: usize,
+    /// For a point branch and bound falsified, the input (`c*h*w` pixels, inside the box) the
+    /// network's forward pass misclassifies.
+    #[serde(default)]
+    pub counterexample: Option<Vec<f32>>,
 }
 
 /// A verifier: a bounds domain, alpha-CROWN's settings (used by `alpha-crown` and `best`),
@@ -62,6 +73,11 @@ pub struct Verifier {
     /// exact arithmetic; on by default (and when a serialised verifier lacks the field).
     #[serde(default = "on")]
     pub float_sound: bool,
+    /// Complete verification: branch and bound on every point the domain leaves undecided
+    /// (alpha-CROWN at its root, whatever the domain), which then ends `verified`, `falsified`
+    /// or, past its time limit, `unknown`. Off by default.
+    #[serde(default)]
+    pub complete: Option<BranchAndBound>,
 }
 
 fn on() -> bool {
@@ -87,6 +103,7 @@ impl Verifier {
             alpha: AlphaCrown::default(),
             batch_size,
             float_sound: true,
+            complete: None,
         }
     }
 
@@ -122,8 +139,15 @@ impl Verifier {
                 "the verifier's batch size must be at least 1".into(),
             ));
         }
+        let original = set;
         let set = self.prepared(set);
         let n = set.len();
+        let label_of: Vec<i64> = labels
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .map_err(|e| BoundsError::Input(format!("reading labels back: {e:?}")))?;
         let mut verdicts = Vec::with_capacity(n);
         for start in (0..n).step_by(self.batch_size) {
             let end = (start + self.batch_size).min(n);
@@ -144,8 +168,30 @@ impl Verifier {
                     },
                     margins: margins.to_vec(),
                     seconds,
+                    subproblems: 0,
+                    depth: 0,
+                    counterexample: None,
                 },
             ));
+        }
+        if let Some(bab) = &self.complete {
+            for (i, point) in verdicts.iter_mut().enumerate() {
+                if point.verdict != Verdict::Unknown {
+                    continue;
+                }
+                let decision = bab.decide(
+                    net,
+                    &original.slice(i..i + 1),
+                    label_of[i],
+                    &self.alpha,
+                    self.float_sound,
+                )?;
+                point.verdict = decision.verdict;
+                point.seconds += decision.seconds;
+                point.subproblems = decision.subproblems;
+                point.depth = decision.depth;
+                point.counterexample = decision.counterexample;
+            }
         }
         Ok(verdicts)
     }

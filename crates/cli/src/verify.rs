@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mixtrain_bounds::{DomainKind, InputDomain, Intermediate, Verifier};
-use mixtrain_train::{VerifyLog, VerifySettings, protocol, verify_points};
+use mixtrain_bounds::{BranchAndBound, DomainKind, InputDomain, Intermediate, Verdict, Verifier};
+use mixtrain_train::{Examples, Tally, VerifyLog, VerifySettings, protocol, verify_points};
 
 use crate::{AttackOpts, TestArgs, extend};
 
@@ -50,6 +50,24 @@ pub struct VerifyArgs {
     no_attack: bool,
     #[command(flatten)]
     attack_opts: AttackOpts,
+    /// Complete verification: branch and bound on every point the bounds leave undecided,
+    /// until it is verified, falsified (a counterexample checked by a forward pass) or out of
+    /// time. Points are then bounded one at a time.
+    #[arg(long)]
+    complete: bool,
+    /// Branch and bound's time limit per point, seconds.
+    #[arg(long, default_value_t = BranchAndBound::default().timeout)]
+    timeout: f64,
+    /// Subproblems branch and bound bounds at once.
+    #[arg(long, default_value_t = BranchAndBound::default().batch)]
+    bab_batch: usize,
+    /// Branch and bound's gradient steps per batch on the slopes and the splits' multipliers.
+    #[arg(long, default_value_t = BranchAndBound::default().iterations)]
+    bab_iterations: usize,
+    /// Write every falsified point's counterexample (from the log, so a resumed run's too) as
+    /// safetensors, like `attack --save`.
+    #[arg(long)]
+    save: Option<PathBuf>,
     /// The JSON-lines log, one line per point; a run killed earlier resumes from it.
     #[arg(long)]
     out: PathBuf,
@@ -74,7 +92,16 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         verifier.alpha.intermediate = i;
     }
     verifier.float_sound = !args.no_float_sound;
-    let mut progress = Progress::new(set.len());
+    if args.complete {
+        verifier.complete = Some(BranchAndBound {
+            timeout: args.timeout,
+            batch: args.bab_batch,
+            iterations: args.bab_iterations,
+            ..BranchAndBound::default()
+        });
+        verifier.batch_size = 1;
+    }
+    let mut progress = Progress::new(set.len(), args.complete);
     let attack = (!args.no_attack)
         .then(|| {
             args.attack_opts
@@ -94,11 +121,14 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         &settings,
         VerifyLog {
             path: &args.out,
-            progress: &mut |done, total, verified| progress.update(done, total, verified),
+            progress: &mut |tally| progress.update(tally),
         },
         &device,
     )?;
     progress.finish();
+    if let Some(path) = &args.save {
+        save_counterexamples(&args.out, path, &net, &device)?;
+    }
     if args.json {
         let mut obj = serde_json::to_value(&summary)?;
         extend(&mut obj, args.test.describe(backend, &device));
@@ -107,7 +137,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         println!(
             "{} on {} ({} test images, eps {}, {}, {} box, {}): verified {} ({:.2}% verified \
              accuracy), falsified {}, {} unknown; {:.1} s, median {:.1} ms, 90th percentile \
-             {:.1} ms per point; log {}",
+             {:.1} ms per point{}; log {}",
             args.test.model,
             args.test.dataset,
             summary.n,
@@ -126,22 +156,78 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             summary.seconds,
             summary.median_ms,
             summary.p90_ms,
+            if summary.complete {
+                format!(
+                    " (branch and bound; decided points: median {:.2} s, 90th percentile {:.2} s)",
+                    summary.median_decided_s, summary.p90_decided_s
+                )
+            } else {
+                String::new()
+            },
             summary.log.display()
         );
     }
     Ok(())
 }
 
-/// Points done, verified so far, elapsed and ETA: a bar on a terminal, a plain line every
-/// tenth of the points otherwise.
+/// The counterexamples of the log `log` (every falsified point's, checked again when the log
+/// was read) written to `path` as safetensors.
+fn save_counterexamples(
+    log: &std::path::Path,
+    path: &std::path::Path,
+    net: &mixtrain_nn::Network,
+    device: &burn::tensor::Device,
+) -> Result<()> {
+    let mut examples = Examples {
+        shape: net.architecture().input,
+        ..Examples::default()
+    };
+    let text = std::fs::read_to_string(log)?;
+    for line in text.lines() {
+        let record: mixtrain_train::PointRecord = serde_json::from_str(line)?;
+        if let (Verdict::Falsified, Some(x)) = (record.verdict, record.counterexample) {
+            let logits = net.forward(burn::tensor::Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(
+                    x.clone(),
+                    [1, examples.shape[0], examples.shape[1], examples.shape[2]],
+                ),
+                device,
+            ));
+            let prediction: i64 = logits.argmax(1).into_scalar();
+            examples.indices.push(record.index as i64);
+            examples.labels.push(record.label);
+            examples.predictions.push(prediction);
+            examples.images.extend(x);
+        }
+    }
+    let meta = [
+        ("source", "mixtrain verify".to_string()),
+        ("log", log.display().to_string()),
+    ];
+    examples.save(
+        path,
+        meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    )?;
+    eprintln!(
+        "{} counterexamples saved to {}",
+        examples.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Points done, verified, falsified and unknown so far, elapsed and ETA: a bar on a terminal,
+/// plain lines otherwise (every tenth of the points; every point with branch and bound, whose
+/// points are slow).
 struct Progress {
     bar: Option<ProgressBar>,
     start: Instant,
     next_line: usize,
+    every_point: bool,
 }
 
 impl Progress {
-    fn new(total: usize) -> Self {
+    fn new(total: usize, every_point: bool) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
@@ -156,19 +242,38 @@ impl Progress {
             bar,
             start: Instant::now(),
             next_line: 0,
+            every_point,
         }
     }
 
-    fn update(&mut self, done: usize, total: usize, verified: usize) {
+    fn update(&mut self, tally: &Tally) {
+        let Tally {
+            done,
+            total,
+            verified,
+            falsified,
+            unknown,
+        } = *tally;
+        let counts = format!("{verified} verified, {falsified} falsified, {unknown} unknown");
         if let Some(bar) = &self.bar {
             bar.set_position(done as u64);
-            bar.set_message(format!("{verified} verified"));
+            bar.set_message(counts);
         } else if done >= self.next_line && done < total {
-            eprintln!(
-                "verify {done}/{total} points, {verified} verified, {:.0} s",
-                self.start.elapsed().as_secs_f64()
-            );
-            self.next_line = done + total.div_ceil(10).max(1);
+            let elapsed = self.start.elapsed().as_secs_f64();
+            let eta = match done {
+                0 => String::new(),
+                _ => format!(
+                    ", about {:.0} s left",
+                    elapsed / done as f64 * (total - done) as f64
+                ),
+            };
+            eprintln!("verify {done}/{total} points, {counts}, {elapsed:.0} s{eta}");
+            let step = if self.every_point {
+                1
+            } else {
+                total.div_ceil(10)
+            };
+            self.next_line = done + step.max(1);
         }
     }
 

@@ -767,3 +767,82 @@ fn verify_writes_a_line_per_point_and_resumes_a_killed_run() {
         "{stderr}"
     );
 }
+
+#[test]
+fn complete_verification_decides_with_checked_counterexamples_and_resumes() {
+    let weights = reference("mixtrain-eps0.3");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("complete.jsonl");
+    let saved = dir.path().join("counterexamples.safetensors");
+    let run = || {
+        mixtrain()
+            .args(["verify", "--model", "mnist_small", "--dataset", "mnist"])
+            .args([
+                "--limit",
+                "10",
+                "--eps",
+                "0.3",
+                "--complete",
+                "--timeout",
+                "20",
+            ])
+            .args(["--json", "--weights"])
+            .arg(&weights)
+            .arg("--out")
+            .arg(&log)
+            .arg("--save")
+            .arg(&saved)
+            .output()
+            .unwrap()
+    };
+    let summary =
+        |out: Output| -> serde_json::Value { serde_json::from_str(ok(out).trim()).unwrap() };
+    let first = summary(run());
+    assert_eq!(first["complete"], true);
+    assert_eq!(first["n"], 10);
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // test image 8: PGD misses it, branch and bound's first relaxation minimiser does not
+    let eight = &records[8];
+    assert_eq!(eight["verdict"], "falsified", "{eight}");
+    assert!(eight["subproblems"].as_u64().unwrap() >= 1, "{eight}");
+    for r in &records {
+        let falsified = r["verdict"] == "falsified";
+        assert_eq!(r["counterexample"].is_array(), falsified, "{r}");
+        if falsified {
+            assert!(r["margin"].as_f64().unwrap() < 0.0, "{r}");
+        }
+    }
+    let falsified = first["falsified"].as_u64().unwrap();
+    let bytes = std::fs::read(&saved).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(
+        tensors.tensor("images").unwrap().shape(),
+        [falsified as usize, 1, 28, 28]
+    );
+    // resumed: the same verdicts, every counterexample checked again on the way in
+    let again = summary(run());
+    assert_eq!(again["resumed"], 10);
+    assert_eq!(again["verified"], first["verified"]);
+    assert_eq!(again["falsified"], first["falsified"]);
+    // a counterexample that is not one is refused
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // (all black: outside the ball of image 8)
+    lines[8]["counterexample"] = serde_json::json!(vec![0.0f32; 784]);
+    let tampered: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log, tampered).unwrap();
+    let refused = run();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("point 8") && stderr.contains("cannot be trusted"),
+        "{stderr}"
+    );
+}

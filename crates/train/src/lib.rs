@@ -77,4 +77,4 @@ pub use method::{Method, step_loss};
 pub use report::{FinalEval, RunSummary};
 pub use run::{RunOptions, evaluate_run, run};
 pub use sweep::{Search, SweepSpec, SweepSummary, Trial, sweep};
-pub use verify::{PointRecord, VerifyLog, VerifySettings, VerifySummary, verify_points};
+pub use verify::{PointRecord, Tally, VerifyLog, VerifySettings, VerifySummary, verify_points};

@@ -46,6 +46,20 @@ pub struct PointRecord {
     /// Whether the bounds account for float32 rounding (a log from before this field: no).
     #[serde(default)]
     pub float_sound: bool,
+    /// Whether points the bounds left undecided went on to branch and bound.
+    #[serde(default)]
+    pub complete: bool,
+    /// Subproblems branch and bound visited on the point (0: it did not run).
+    #[serde(default)]
+    pub subproblems: usize,
+    /// The most ReLU splits among them.
+    #[serde(default)]
+    pub depth: usize,
+    /// For a falsified point, the input (`c*h*w` pixels) that the network misclassifies: the
+    /// attack's or branch and bound's. Checked again by a forward pass when the log is read
+    /// back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Vec<f32>>,
 }
 
 /// Figures of a whole verification log.
@@ -81,6 +95,12 @@ pub struct VerifySummary {
     pub input_domain: &'static str,
     /// Whether the bounds accounted for float32 rounding.
     pub float_sound: bool,
+    /// Whether undecided points went on to branch and bound.
+    pub complete: bool,
+    /// Median seconds per decided (verified or falsified) point.
+    pub median_decided_s: f64,
+    /// 90th-percentile seconds per decided point.
+    pub p90_decided_s: f64,
     /// The log.
     pub log: PathBuf,
 }
@@ -106,8 +126,39 @@ pub struct VerifySettings<'a> {
 pub struct VerifyLog<'a> {
     /// The JSON-lines file: one [`PointRecord`] per line, appended as points are decided.
     pub path: &'a Path,
-    /// Called after every batch with (points done, points, verified so far).
-    pub progress: &'a mut dyn FnMut(usize, usize, usize),
+    /// Called after every batch with the counts so far.
+    pub progress: &'a mut dyn FnMut(&Tally),
+}
+
+/// Points decided so far, for progress reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Points with a line in the log.
+    pub done: usize,
+    /// Points to verify.
+    pub total: usize,
+    /// Of those done: verified.
+    pub verified: usize,
+    /// Falsified.
+    pub falsified: usize,
+    /// Left unknown.
+    pub unknown: usize,
+}
+
+impl Tally {
+    fn of(records: &BTreeMap<usize, PointRecord>, total: usize) -> Self {
+        let (verified, falsified) = (
+            count(records, Verdict::Verified),
+            count(records, Verdict::Falsified),
+        );
+        Self {
+            done: records.len(),
+            total,
+            verified,
+            falsified,
+            unknown: records.len() - verified - falsified,
+        }
+    }
 }
 
 /// Decides every point of `set` in the L_inf ball of `settings`: falsified when the attack
@@ -140,8 +191,10 @@ pub fn verify_points(
         domain,
         input_domain: input_domain.name(),
         float_sound: verifier.float_sound,
+        complete: verifier.complete.is_some(),
     };
     let mut records = read_log(log.path, &kind)?;
+    recheck(net, set, eps, input_domain, &records, log.path, device)?;
     let resumed = records.len();
     let mut file = OpenOptions::new()
         .create(true)
@@ -149,7 +202,7 @@ pub fn verify_points(
         .open(log.path)
         .map_err(io)?;
     let total = set.len();
-    (log.progress)(records.len(), total, count(&records, Verdict::Verified));
+    (log.progress)(&Tally::of(&records, total));
     let batch_size = verifier.batch_size.max(1);
     for batch in set.batches(batch_size, None) {
         let todo: Vec<usize> = (0..batch.len())
@@ -177,7 +230,7 @@ pub fn verify_points(
                 .equal(y.clone()),
         )?;
         let ball = InputSet::linf(x.clone(), eps as f32, input_domain)?;
-        let falsified = match attack {
+        let mut falsified = match attack {
             Some(attack) => {
                 device.seed(seed.wrapping_add(indices[todo[0]] as u64));
                 counterexamples(net, &ball, attack.run(net, x, y.clone())?, &y)?
@@ -199,25 +252,38 @@ pub fn verify_points(
         let mut lines = String::new();
         for (k, (&i, correct)) in todo.iter().zip(correct).enumerate() {
             let label = labels[i];
-            let (verdict, margin, margins, seconds) = match falsified[k] {
-                Some(margin) => (Verdict::Falsified, margin, Vec::new(), attack_seconds),
-                None => {
-                    let point = bounded.next().expect("a verdict per bounded point");
-                    let margin = point
-                        .margins
-                        .iter()
-                        .enumerate()
-                        .filter(|&(j, _)| j as i64 != label)
-                        .map(|(_, m)| *m)
-                        .fold(f32::INFINITY, f32::min);
-                    (
-                        point.verdict,
+            let (verdict, margin, margins, seconds, search, counterexample) =
+                match falsified[k].take() {
+                    Some((margin, x)) => (
+                        Verdict::Falsified,
                         margin,
-                        point.margins,
-                        attack_seconds + point.seconds,
-                    )
-                }
-            };
+                        Vec::new(),
+                        attack_seconds,
+                        (0, 0),
+                        Some(x),
+                    ),
+                    None => {
+                        let point = bounded.next().expect("a verdict per bounded point");
+                        let margin = match &point.counterexample {
+                            Some(x) => margin_at(net, x, label, device)?,
+                            None => point
+                                .margins
+                                .iter()
+                                .enumerate()
+                                .filter(|&(j, _)| j as i64 != label)
+                                .map(|(_, m)| *m)
+                                .fold(f32::INFINITY, f32::min),
+                        };
+                        (
+                            point.verdict,
+                            margin,
+                            point.margins,
+                            attack_seconds + point.seconds,
+                            (point.subproblems, point.depth),
+                            point.counterexample,
+                        )
+                    }
+                };
             let record = PointRecord {
                 index: indices[i],
                 label,
@@ -230,6 +296,10 @@ pub fn verify_points(
                 domain: domain.to_string(),
                 input_domain: input_domain.name().to_string(),
                 float_sound: verifier.float_sound,
+                complete: kind.complete,
+                subproblems: search.0,
+                depth: search.1,
+                counterexample,
             };
             lines.push_str(&serde_json::to_string(&record).expect("a record serialises"));
             lines.push('\n');
@@ -237,19 +307,23 @@ pub fn verify_points(
         }
         file.write_all(lines.as_bytes()).map_err(io)?;
         file.flush().map_err(io)?;
-        (log.progress)(records.len(), total, count(&records, Verdict::Verified));
+        (log.progress)(&Tally::of(&records, total));
     }
     Ok(summarise(&records, resumed, &kind, log.path))
 }
 
-/// Per point of `ball`, the smallest margin `z_y - z_j` at the attack's point when it is a
-/// counterexample: misclassified by a forward pass of its own and inside the ball.
+/// A checked counterexample: the smallest margin `z_y - z_j` there (negative) and the input.
+type Counterexample = (f32, Vec<f32>);
+
+/// Per point of `ball`, the smallest margin `z_y - z_j` at the attack's point and the point
+/// itself when it is a counterexample: misclassified by a forward pass of its own and inside
+/// the ball.
 fn counterexamples(
     net: &Network,
     ball: &InputSet,
     found: Adversarial,
     labels: &Tensor<1, Int>,
-) -> Result<Vec<Option<f32>>, TrainError> {
+) -> Result<Vec<Option<Counterexample>>, TrainError> {
     let logits = net.forward(found.points.clone());
     let [n, classes] = logits.dims();
     let own = logits.clone().gather(1, labels.clone().unsqueeze_dim(1));
@@ -259,16 +333,80 @@ fn counterexamples(
         .points
         .clone()
         .greater_equal(ball.lower.clone())
-        .bool_and(found.points.lower_equal(ball.upper.clone()))
+        .bool_and(found.points.clone().lower_equal(ball.upper.clone()))
         .reshape([n as i32, -1])
         .all_dim(1);
     let margins = read_floats(margins)?;
     let inside = read_bools(inside)?;
+    let points = read_floats(found.points)?;
+    let features = points.len() / n.max(1);
     Ok(margins
         .into_iter()
         .zip(inside)
-        .map(|(m, inside)| (m < 0.0 && inside).then_some(m))
+        .zip(points.chunks(features.max(1)))
+        .map(|((m, inside), x)| (m < 0.0 && inside).then(|| (m, x.to_vec())))
         .collect())
+}
+
+/// The smallest margin `z_y - z_j` of `label` at the input `x` (`c*h*w` pixels).
+fn margin_at(net: &Network, x: &[f32], label: i64, device: &Device) -> Result<f32, TrainError> {
+    let [c, h, w] = net.architecture().input;
+    let x = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [1, c, h, w]), device);
+    let logits = net.forward(x);
+    let classes = logits.dims()[1];
+    let own = logits
+        .clone()
+        .slice([0..1, label as usize..label as usize + 1]);
+    let margins = read_floats((own - logits).squeeze_dim::<1>(0))?;
+    Ok((0..classes)
+        .filter(|&j| j as i64 != label)
+        .map(|j| margins[j])
+        .fold(f32::INFINITY, f32::min))
+}
+
+/// Checks every counterexample of `records` (a log read back) again: inside its point's ball
+/// (eps, `input_domain`, as the verifier built it) and misclassified by a forward pass. A log
+/// that fails is an error naming it and the point: its `falsified` cannot be trusted.
+fn recheck(
+    net: &Network,
+    set: &ImageSet,
+    eps: f64,
+    input_domain: InputDomain,
+    records: &BTreeMap<usize, PointRecord>,
+    log: &Path,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let [c, h, w] = set.shape();
+    for record in records.values() {
+        let Some(x) = &record.counterexample else {
+            continue;
+        };
+        let bad = |why: &str| TrainError::Config {
+            origin: log.display().to_string(),
+            message: format!(
+                "point {}'s counterexample {why}: the log cannot be trusted",
+                record.index
+            ),
+        };
+        if record.index >= set.len() || x.len() != c * h * w {
+            return Err(bad("does not fit the test set"));
+        }
+        let pixels: Vec<f32> = set
+            .image(record.index)
+            .iter()
+            .map(|&p| f32::from(p) / 255.0)
+            .collect();
+        let image = Tensor::<4>::from_data(TensorData::new(pixels, [1, c, h, w]), device);
+        let ball = InputSet::linf(image, eps as f32, input_domain)?;
+        let (lower, upper) = (read_floats(ball.lower)?, read_floats(ball.upper)?);
+        if (0..x.len()).any(|k| !(lower[k] <= x[k] && x[k] <= upper[k])) {
+            return Err(bad("lies outside the ball"));
+        }
+        if margin_at(net, x, record.label, device)? >= 0.0 {
+            return Err(bad("is classified correctly"));
+        }
+    }
+    Ok(())
 }
 
 /// The records of an earlier run's log at `path` (none if it does not exist), keyed by point.
@@ -304,6 +442,7 @@ fn read_log(path: &Path, kind: &LogKind) -> Result<BTreeMap<usize, PointRecord>,
             domain: &record.domain,
             input_domain: &record.input_domain,
             float_sound: record.float_sound,
+            complete: record.complete,
         };
         if written != *kind {
             return Err(TrainError::Config {
@@ -331,14 +470,16 @@ struct LogKind<'a> {
     domain: &'a str,
     input_domain: &'a str,
     float_sound: bool,
+    complete: bool,
 }
 
 impl std::fmt::Display for LogKind<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let sound = if self.float_sound { "" } else { "not " };
+        let complete = if self.complete { "with" } else { "without" };
         write!(
             f,
-            "eps {}, domain {}, input domain {}, {sound}float sound",
+            "eps {}, domain {}, input domain {}, {sound}float sound, {complete} branch and bound",
             self.eps, self.domain, self.input_domain
         )
     }
@@ -363,13 +504,19 @@ fn summarise(
     let fraction = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
     let mut ms: Vec<f64> = records.values().map(|r| r.seconds * 1e3).collect();
     ms.sort_by(f64::total_cmp);
-    let quantile = |q: f64| {
+    let quantile = |ms: &[f64], q: f64| {
         if ms.is_empty() {
             0.0
         } else {
             ms[((q * (ms.len() - 1) as f64).round() as usize).min(ms.len() - 1)]
         }
     };
+    let mut decided: Vec<f64> = records
+        .values()
+        .filter(|r| r.verdict != Verdict::Unknown)
+        .map(|r| r.seconds)
+        .collect();
+    decided.sort_by(f64::total_cmp);
     VerifySummary {
         n,
         verified,
@@ -383,14 +530,17 @@ fn summarise(
         ),
         clean_acc: fraction(records.values().filter(|r| r.correct).count()),
         seconds: records.values().map(|r| r.seconds).sum(),
-        median_ms: quantile(0.5),
-        p90_ms: quantile(0.9),
+        median_ms: quantile(&ms, 0.5),
+        p90_ms: quantile(&ms, 0.9),
+        median_decided_s: quantile(&decided, 0.5),
+        p90_decided_s: quantile(&decided, 0.9),
         resumed,
         peak_memory_mib: peak_memory_mib(),
         eps: kind.eps,
         domain: kind.domain,
         input_domain: kind.input_domain,
         float_sound: kind.float_sound,
+        complete: kind.complete,
         log: log.to_path_buf(),
     }
 }
