@@ -14,19 +14,26 @@
 //!
 //! The search is best first: each round bounds the children of the subproblems with the
 //! lowest bounds, many at once (they are just more points of a batch); a child whose bound is
-//! positive is pruned; the neuron a subproblem is split on next is chosen by BaBSR's intercept
-//! score from its own backward pass (how much the bound loses to the upper line of each
-//! unstable neuron: `relu(-lambda) u (-l) / (u - l)`, with `lambda` the coefficient of the
-//! neuron's output). Every bounded subproblem's relaxation minimiser (the box corner that
-//! minimises the final linear function) is run through the network: if the network's own
-//! float32 forward pass misclassifies it, the point is falsified with that input, which lies
-//! in the box by construction. Otherwise the margin is verified when no subproblem is left,
-//! and the point is `unknown` when the time limit or the subproblem limit is reached first,
-//! or when a subproblem with every neuron fixed still cannot be decided.
+//! positive is pruned. The neuron a subproblem is split on next is chosen by filtered smart
+//! branching (FSB: De Palma et al., 2021): BaBSR's intercept score from the subproblem's own
+//! backward pass (how much the bound loses to the upper line of each unstable neuron:
+//! `relu(-lambda) u (-l) / (u - l)`, with `lambda` the coefficient of the neuron's output)
+//! names a few candidates per layer, and one more pass bounds both children of every
+//! candidate, keeping the split whose worse child is best. While there are too few
+//! subproblems to fill a batch, each is split on several neurons at once.
+//!
+//! Every bounded subproblem's relaxation minimiser (the box corner that minimises the final
+//! linear function), and a few steps of projected gradient descent on the margin from it, are
+//! run through the network: if the network's own float32 forward pass misclassifies one, the
+//! point is falsified with that input, which lies in the box by construction. Otherwise the
+//! margin is verified when no subproblem is left, and the point is `unknown` when the time
+//! limit or the subproblem limit is reached first, or when a subproblem with every neuron
+//! fixed still cannot be decided.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use mixtrain_nn::{ActShape, Layer, Network};
@@ -117,27 +124,43 @@ struct Subproblem {
     alphas: Arc<Vec<Vec<f32>>>,
     betas: Vec<f32>,
     lower: f32,
-    next: Option<(usize, usize)>,
+    next: Vec<(usize, usize)>,
     tries: u8,
 }
 
 impl Subproblem {
-    /// The two children splitting `(relu, neuron)`, which start from this one's slopes and
-    /// multipliers (the new split's at 0).
-    fn children(&self, (relu, neuron): (usize, usize)) -> [Subproblem; 2] {
-        [true, false].map(|active| {
-            let mut child = self.clone();
-            child.splits.push(Split {
-                relu,
-                neuron,
-                active,
-            });
-            child.betas.push(0.0);
-            child.tries = 0;
-            child
-        })
+    /// The `2^n` children splitting each of `splits` (`n` of them) both ways, which start
+    /// from this one's slopes and multipliers (the new splits' at 0).
+    fn children(&self, splits: &[(usize, usize)]) -> Vec<Subproblem> {
+        (0..1usize << splits.len())
+            .map(|signs| {
+                let mut child = self.clone();
+                for (j, &(relu, neuron)) in splits.iter().enumerate() {
+                    child.splits.push(Split {
+                        relu,
+                        neuron,
+                        active: signs >> j & 1 == 0,
+                    });
+                    child.betas.push(0.0);
+                }
+                child.tries = 0;
+                child
+            })
+            .collect()
     }
 }
+
+/// Candidate splits per ReLU layer that filtered smart branching bounds (by intercept score).
+const CANDIDATES: usize = 3;
+
+/// The most neurons one subproblem is split on at once (`2^4` children), when there are too
+/// few subproblems to fill a batch.
+const LEVELS: usize = 4;
+
+/// Steps of projected gradient descent on the margin from each subproblem's relaxation
+/// minimiser, and their size as a share of the box's width.
+const PGD_STEPS: usize = 5;
+const PGD_STEP: f32 = 0.25;
 
 /// How the search of one margin ended.
 enum Outcome {
@@ -192,6 +215,7 @@ impl BranchAndBound {
         let mut search = Search {
             settings: self,
             net,
+            frozen: frozen(net, &device),
             body,
             input: ActShape::Image(net.architecture().input),
             sound,
@@ -211,7 +235,7 @@ impl BranchAndBound {
                 alphas: alphas.clone(),
                 betas: Vec::new(),
                 lower: margins[target],
-                next: None,
+                next: Vec::new(),
                 tries: 0,
             };
             match search.margin(target, root)? {
@@ -242,6 +266,8 @@ impl BranchAndBound {
 struct Search<'a> {
     settings: &'a BranchAndBound,
     net: &'a Network,
+    /// `net` on the autodiff device with its parameters frozen, for PGD on the input.
+    frozen: Network,
     body: &'a [Layer],
     input: ActShape,
     /// The point's box as bounded (float sound where asked).
@@ -273,20 +299,25 @@ impl Search<'_> {
             if self.out_of_time() || queue.len() > self.settings.max_subproblems {
                 return Ok(Outcome::Unknown);
             }
-            // best first: the lowest bounds at the end
+            // best first: the lowest bounds at the end; with fewer subproblems than half a
+            // batch, each is split on several neurons at once
             queue.sort_by(|a, b| b.lower.total_cmp(&a.lower));
             let take = (self.settings.batch / 2).min(queue.len());
-            let mut batch = Vec::with_capacity(2 * take);
+            let levels = (self.settings.batch / take).ilog2().clamp(1, LEVELS as u32) as usize;
+            let mut batch = Vec::with_capacity(self.settings.batch);
             for parent in queue.split_off(queue.len() - take) {
-                match parent.next {
-                    Some(split) => batch.extend(parent.children(split)),
+                if !parent.next.is_empty() {
+                    let splits = &parent.next[..levels.min(parent.next.len())];
+                    batch.extend(parent.children(splits));
+                } else if parent.tries < 2 {
                     // every neuron fixed: the bound is exact up to its multipliers, which a
                     // few more rounds of ascent may still bring past 0
-                    None if parent.tries < 2 => batch.push(Subproblem {
+                    batch.push(Subproblem {
                         tries: parent.tries + 1,
                         ..parent
-                    }),
-                    None => stalled = true,
+                    });
+                } else {
+                    stalled = true;
                 }
             }
             if batch.is_empty() {
@@ -304,9 +335,66 @@ impl Search<'_> {
         })
     }
 
+    /// The margin's row folded into the last layer, for `b` subproblems: `[b, 1, d]`, `[b, 1]`.
+    fn spec(&self, target: usize, b: usize) -> (Tensor<3>, Tensor<2>) {
+        let (rows, offsets) = self.spec.clone();
+        let device = rows.device();
+        let d = rows.dims()[2];
+        let t = Tensor::<1, Int>::from_data(TensorData::new(vec![target as i64], [1]), &device);
+        (
+            rows.select(1, t.clone()).expand([b, 1, d]),
+            offsets.select(1, t).expand([b, 1]),
+        )
+    }
+
+    /// The point's box, `b` times.
+    fn boxes(&self, b: usize) -> InputSet {
+        InputSet {
+            lower: self.sound.lower.clone().repeat_dim(0, b),
+            upper: self.sound.upper.clone().repeat_dim(0, b),
+            float_sound: self.sound.float_sound,
+        }
+    }
+
+    /// `subs` on the device: their splits clamped into the bounds in front of the ReLUs, and
+    /// those behind each newest split recomputed where the settings ask.
+    fn batch(&self, subs: &[Subproblem]) -> Result<Batch, BoundsError> {
+        let device = self.sound.lower.device();
+        let widths: Vec<usize> = subs[0].bounds.iter().map(|(l, _)| l.len()).collect();
+        let signs: Vec<Tensor<2>> = (0..widths.len())
+            .map(|r| split_signs(subs, r, widths[r], &device))
+            .collect();
+        let pre: PreRelu = (0..widths.len())
+            .map(|r| {
+                let l = stack(subs.iter().map(|s| &s.bounds[r].0), widths[r], &device);
+                let u = stack(subs.iter().map(|s| &s.bounds[r].1), widths[r], &device);
+                clamp((l, u), &signs[r])
+            })
+            .collect();
+        let set = self.boxes(subs.len());
+        let newest = subs
+            .iter()
+            .filter_map(|s| s.splits.last().map(|s| s.relu))
+            .min();
+        let (pre, tightened) = match newest {
+            Some(after) if self.settings.intermediate => (
+                tighten_after(self.body, self.input, &set, after, pre)?,
+                true,
+            ),
+            _ => (pre, false),
+        };
+        Ok(Batch {
+            set,
+            pre,
+            signs: signs.into_iter().map(|s| s.unsqueeze_dim(1)).collect(),
+            widths,
+            tightened,
+        })
+    }
+
     /// Bounds the margin `z_y - z_target` on each subproblem of `subs` at once: their bounds,
-    /// slopes and multipliers updated, the neuron each splits next chosen; and the first
-    /// relaxation minimiser that the network misclassifies, if any.
+    /// slopes and multipliers updated, their next splits ranked; and the first relaxation
+    /// minimiser that the network misclassifies, if any.
     fn bound(
         &mut self,
         target: usize,
@@ -318,67 +406,19 @@ impl Search<'_> {
             .iter()
             .map(|s| s.splits.len())
             .fold(self.depth, usize::max);
+        let batch = self.batch(&subs)?;
         let device = self.sound.lower.device();
-        let set = InputSet {
-            lower: self.sound.lower.clone().repeat_dim(0, b),
-            upper: self.sound.upper.clone().repeat_dim(0, b),
-            float_sound: self.sound.float_sound,
-        };
-        let relus = subs[0].bounds.len();
-        let widths: Vec<usize> = subs[0].bounds.iter().map(|(l, _)| l.len()).collect();
-        let signs: Vec<Tensor<2>> = (0..relus)
-            .map(|r| split_signs(&subs, r, widths[r], &device))
-            .collect();
-        let mut pre: PreRelu = (0..relus)
-            .map(|r| {
-                let l = stack(subs.iter().map(|s| &s.bounds[r].0), widths[r], &device);
-                let u = stack(subs.iter().map(|s| &s.bounds[r].1), widths[r], &device);
-                let sign = signs[r].clone();
-                (
-                    l.clone()
-                        .mask_where(sign.clone().greater_elem(0.0), l.clamp_min(0.0)),
-                    u.clone().mask_where(sign.lower_elem(0.0), u.clamp_max(0.0)),
-                )
-            })
-            .collect();
-        let newest = subs
-            .iter()
-            .filter_map(|s| s.splits.last().map(|s| s.relu))
-            .min();
-        let tightened = match newest {
-            Some(after) if self.settings.intermediate => {
-                pre = tighten_after(self.body, self.input, &set, after, pre)?;
-                true
-            }
-            _ => false,
-        };
-        // a subproblem whose splits contradict each other holds no input at all
-        let empty = pre
-            .iter()
-            .map(|(l, u)| l.clone().greater(u.clone()).any_dim(1).float())
-            .reduce(|a, b| a + b)
-            .map(|e| read_floats(e.squeeze_dim::<1>(1)))
-            .transpose()?
-            .unwrap_or_else(|| vec![0.0; b]);
-        let (rows, offsets) = self.spec.clone();
-        let spec = || {
-            let d = rows.dims()[2];
-            let t = Tensor::<1, Int>::from_data(TensorData::new(vec![target as i64], [1]), &device);
-            (
-                rows.clone().select(1, t.clone()).expand([b, 1, d]),
-                offsets.clone().select(1, t).expand([b, 1]),
-            )
-        };
+        let widths = batch.widths.clone();
         let per_relu = |values: &dyn Fn(&Subproblem, usize) -> Vec<f32>| -> Vec<Tensor<3>> {
-            (0..relus)
+            (0..widths.len())
                 .map(|r| {
                     let flat: Vec<f32> = subs.iter().flat_map(|s| values(s, r)).collect();
                     Tensor::<3>::from_data(TensorData::new(flat, [b, 1, widths[r]]), &device)
                 })
                 .collect()
         };
-        let mut alphas = per_relu(&|s, r| s.alphas[r].clone());
-        let mut betas = per_relu(&|s, r| {
+        let alphas = per_relu(&|s, r| s.alphas[r].clone());
+        let betas = per_relu(&|s, r| {
             let mut dense = vec![0.0; widths[r]];
             for (split, beta) in s.splits.iter().zip(&s.betas) {
                 if split.relu == r {
@@ -387,19 +427,72 @@ impl Search<'_> {
             }
             dense
         });
-        let signs3: Vec<Tensor<3>> = signs.iter().map(|s| s.clone().unsqueeze_dim(1)).collect();
-        let lines = |alphas: &[Tensor<3>], betas: &[Tensor<3>]| -> Vec<ReluLines> {
-            pre.iter()
-                .zip(alphas.iter().zip(betas))
-                .zip(&signs3)
-                .map(|(((l, u), (alpha, beta)), sign)| ReluLines {
-                    lower: l.clone(),
-                    upper: u.clone(),
-                    alpha: alpha.clone(),
-                    split: Some((beta.clone() * sign.clone()).neg()),
-                })
-                .collect()
+        let (alphas, betas) = self.optimise(target, &batch, alphas, betas)?;
+        let (lower, trace) = bound_traced(
+            self.body,
+            self.input,
+            &batch.set,
+            self.spec(target, b),
+            lines(&batch.pre, &batch.signs, &alphas, &betas),
+            true,
+        )?;
+        let trace = trace.expect("a traced pass keeps its trace");
+        let lower = read_floats(lower)?;
+        let candidates = candidates(&batch.pre, &trace.at_relu)?;
+        let ranked = self.filtered(target, &batch, &alphas, &betas, candidates)?;
+        let found = self.counterexample(target, trace.input)?;
+        let empty = empty(&batch.pre)?;
+        let host_pre = match batch.tightened {
+            true => Some(host_bounds(&batch.pre)?),
+            false => None,
         };
+        let read_all = |ts: Vec<Tensor<3>>| -> Result<Vec<Vec<f32>>, BoundsError> {
+            ts.into_iter().map(read_floats).collect()
+        };
+        let (host_alphas, host_betas) = (read_all(alphas)?, read_all(betas)?);
+        let bounded = subs
+            .into_iter()
+            .zip(ranked)
+            .enumerate()
+            .map(|(i, (mut s, next))| {
+                let own = |values: &Vec<f32>, r: usize| {
+                    values[i * widths[r]..(i + 1) * widths[r]].to_vec()
+                };
+                s.alphas = Arc::new((0..widths.len()).map(|r| own(&host_alphas[r], r)).collect());
+                s.betas = s
+                    .splits
+                    .iter()
+                    .map(|split| host_betas[split.relu][i * widths[split.relu] + split.neuron])
+                    .collect();
+                if let Some(pre) = &host_pre {
+                    s.bounds = Arc::new(
+                        (0..widths.len())
+                            .map(|r| (own(&pre[r].0, r), own(&pre[r].1, r)))
+                            .collect(),
+                    );
+                }
+                // the parent's bound holds on every child; an empty subproblem holds nothing
+                s.lower = match empty[i] {
+                    true => f32::INFINITY,
+                    false => s.lower.max(lower[i]),
+                };
+                s.next = next;
+                s
+            })
+            .collect();
+        Ok((bounded, found))
+    }
+
+    /// The slopes and multipliers `[b, 1, d]` per ReLU that give each subproblem its best
+    /// bound met in the settings' steps of projected gradient ascent from `alphas`, `betas`.
+    fn optimise(
+        &self,
+        target: usize,
+        batch: &Batch,
+        mut alphas: Vec<Tensor<3>>,
+        mut betas: Vec<Tensor<3>>,
+    ) -> Result<(Vec<Tensor<3>>, Vec<Tensor<3>>), BoundsError> {
+        let b = batch.set.len();
         let mut adam_alpha = Adam::new(&alphas, self.settings.alpha_step);
         let mut adam_beta = Adam::bounded(&betas, self.settings.beta_step, f32::INFINITY);
         let (mut best_alphas, mut best_betas) = (alphas.clone(), betas.clone());
@@ -411,9 +504,9 @@ impl Search<'_> {
             let lower = bound_traced(
                 self.body,
                 self.input,
-                &set,
-                spec(),
-                lines(&alpha_leaves, &beta_leaves),
+                &batch.set,
+                self.spec(target, b),
+                lines(&batch.pre, &batch.signs, &alpha_leaves, &beta_leaves),
                 false,
             )?
             .0;
@@ -423,14 +516,14 @@ impl Search<'_> {
                     .clone()
                     .greater(previous.clone())
                     .unsqueeze_dim::<3>(2);
-                for (kept, current) in best_alphas.iter_mut().zip(&alphas) {
-                    let mask = improved.clone().expand(current.dims());
-                    *kept = kept.clone().mask_where(mask, current.clone());
-                }
-                for (kept, current) in best_betas.iter_mut().zip(&betas) {
-                    let mask = improved.clone().expand(current.dims());
-                    *kept = kept.clone().mask_where(mask, current.clone());
-                }
+                let keep = |kept: &mut Vec<Tensor<3>>, current: &[Tensor<3>]| {
+                    for (kept, current) in kept.iter_mut().zip(current) {
+                        let mask = improved.clone().expand(current.dims());
+                        *kept = kept.clone().mask_where(mask, current.clone());
+                    }
+                };
+                keep(&mut best_alphas, &alphas);
+                keep(&mut best_betas, &betas);
             }
             let current = match best {
                 Some(b) => b.max_pair(plain),
@@ -441,125 +534,232 @@ impl Search<'_> {
                 break;
             }
             let grads = lower.sum().backward();
-            adam_alpha.ascend(
-                &mut alphas,
-                alpha_leaves.iter().map(|t| t.grad(&grads)).collect(),
-            );
-            adam_beta.ascend(
-                &mut betas,
-                beta_leaves.iter().map(|t| t.grad(&grads)).collect(),
-            );
+            let gradients = |leaves: &[Tensor<3>]| leaves.iter().map(|t| t.grad(&grads)).collect();
+            adam_alpha.ascend(&mut alphas, gradients(&alpha_leaves));
+            adam_beta.ascend(&mut betas, gradients(&beta_leaves));
         }
-        let (lower, trace) = bound_traced(
-            self.body,
-            self.input,
-            &set,
-            spec(),
-            lines(&best_alphas, &best_betas),
-            true,
-        )?;
-        let trace = trace.expect("a traced pass keeps its trace");
-        let lower = read_floats(lower)?;
-        let next = self.branching(&pre, &trace.at_relu)?;
-        let found = self.minimisers(trace.input)?;
-        let host_pre = match tightened {
-            true => Some(host_bounds(&pre)?),
-            false => None,
-        };
-        let host_alphas: Vec<Vec<f32>> = best_alphas
-            .into_iter()
-            .map(read_floats)
-            .collect::<Result<_, _>>()?;
-        let host_betas: Vec<Vec<f32>> = best_betas
-            .into_iter()
-            .map(read_floats)
-            .collect::<Result<_, _>>()?;
-        let bounded = subs
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut s)| {
-                let own = |values: &Vec<f32>, r: usize| {
-                    values[i * widths[r]..(i + 1) * widths[r]].to_vec()
-                };
-                s.alphas = Arc::new((0..relus).map(|r| own(&host_alphas[r], r)).collect());
-                s.betas = s
-                    .splits
-                    .iter()
-                    .map(|split| host_betas[split.relu][i * widths[split.relu] + split.neuron])
-                    .collect();
-                if let Some(pre) = &host_pre {
-                    s.bounds = Arc::new(
-                        (0..relus)
-                            .map(|r| (own(&pre[r].0, r), own(&pre[r].1, r)))
-                            .collect(),
-                    );
-                }
-                // the parent's bound holds on every child; an empty subproblem holds nothing
-                s.lower = match empty[i] > 0.0 {
-                    true => f32::INFINITY,
-                    false => s.lower.max(lower[i]),
-                };
-                s.next = next[i];
-                s
-            })
-            .collect();
-        Ok((bounded, found))
+        Ok((best_alphas, best_betas))
     }
 
-    /// Per subproblem, the unstable neuron (ReLU layer, neuron) with the highest intercept
-    /// score, from the coefficients `at_relu` `[b, 1, d]` of each ReLU's output and the
-    /// bounds `pre` in front of it; `None` where every neuron is stable.
-    fn branching(
+    /// Each subproblem's `candidates` ranked by the bound their split would give at once
+    /// (filtered smart branching, FSB: De Palma et al. 2021): both children of every
+    /// candidate are bounded in one pass with the subproblem's slopes and multipliers, and a
+    /// candidate scores the lower of its two children's bounds.
+    fn filtered(
         &self,
-        pre: &PreRelu,
-        at_relu: &[Option<Tensor<3>>],
-    ) -> Result<Vec<Option<(usize, usize)>>, BoundsError> {
-        let b = pre[0].0.dims()[0];
-        let mut best: Vec<Option<(f32, usize, usize)>> = vec![None; b];
-        for (r, ((l, u), lambda)) in pre.iter().zip(at_relu).enumerate() {
-            let Some(lambda) = lambda else { continue };
-            let lambda: Tensor<2> = lambda.clone().squeeze_dim(1);
-            let unstable = l
-                .clone()
-                .lower_elem(0.0)
-                .bool_and(u.clone().greater_elem(0.0));
-            let width = (u.clone() - l.clone()).mask_fill(unstable.clone().bool_not(), 1.0);
-            let gap = u.clone() * l.clone().neg() / width;
-            // a tiny share of |lambda| ranks the neurons whose upper line the bound does not use
-            let score = (relu(lambda.clone().neg()) + lambda.abs() * 1e-3) * gap;
-            let score = score.mask_fill(unstable.bool_not(), -1.0);
-            let (value, index) = score.max_dim_with_indices(1);
-            let values = read_floats(value)?;
-            let indices: Vec<i64> = index
-                .into_data()
-                .convert::<i64>()
-                .try_to_vec()
-                .map_err(|e| BoundsError::Input(format!("reading indices back: {e:?}")))?;
-            for i in 0..b {
-                let higher = best[i].is_none_or(|(v, _, _)| values[i] > v);
-                if values[i] >= 0.0 && higher {
-                    best[i] = Some((values[i], r, indices[i] as usize));
-                }
-            }
+        target: usize,
+        batch: &Batch,
+        alphas: &[Tensor<3>],
+        betas: &[Tensor<3>],
+        candidates: Vec<Vec<(usize, usize)>>,
+    ) -> Result<Vec<Vec<(usize, usize)>>, BoundsError> {
+        let k = candidates.iter().map(Vec::len).max().unwrap_or(0);
+        if k <= 1 {
+            return Ok(candidates);
         }
-        Ok(best
+        let b = candidates.len();
+        let rows = 2 * k * b;
+        let device = self.sound.lower.device();
+        // row (i k + c) 2 + s: subproblem i with its candidate c split active (s = 0) or not
+        let parent: Vec<i64> = (0..rows as i64).map(|row| row / (2 * k as i64)).collect();
+        let parent = Tensor::<1, Int>::from_data(TensorData::new(parent, [rows]), &device);
+        let pre: PreRelu = batch
+            .pre
+            .iter()
+            .enumerate()
+            .map(|(r, (l, u))| {
+                let d = batch.widths[r];
+                let mut sign = vec![0.0f32; rows * d];
+                for (i, cands) in candidates.iter().enumerate() {
+                    for (c, &(_, neuron)) in cands.iter().enumerate().filter(|(_, x)| x.0 == r) {
+                        sign[((i * k + c) * 2) * d + neuron] = 1.0;
+                        sign[((i * k + c) * 2 + 1) * d + neuron] = -1.0;
+                    }
+                }
+                let sign = Tensor::<2>::from_data(TensorData::new(sign, [rows, d]), &device);
+                let picked = |t: &Tensor<2>| t.clone().select(0, parent.clone());
+                clamp((picked(l), picked(u)), &sign)
+            })
+            .collect();
+        let picked = |ts: &[Tensor<3>]| -> Vec<Tensor<3>> {
+            ts.iter()
+                .map(|t| t.clone().select(0, parent.clone()))
+                .collect()
+        };
+        let lower = bound_traced(
+            self.body,
+            self.input,
+            &self.boxes(rows),
+            self.spec(target, rows),
+            lines(&pre, &picked(&batch.signs), &picked(alphas), &picked(betas)),
+            false,
+        )?
+        .0;
+        let lower = read_floats(lower)?;
+        Ok(candidates
             .into_iter()
-            .map(|b| b.map(|(_, r, k)| (r, k)))
+            .enumerate()
+            .map(|(i, cands)| {
+                let score = |c: usize| lower[(i * k + c) * 2].min(lower[(i * k + c) * 2 + 1]);
+                let mut order: Vec<usize> = (0..cands.len()).collect();
+                order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+                order.into_iter().map(|c| cands[c]).collect()
+            })
             .collect())
     }
 
-    /// The box corners minimising each subproblem's final linear function (`lambda` `[b, 1,
-    /// c*h*w]` over the input), run through the network: the first one misclassified, as
-    /// pixels.
-    fn minimisers(&self, lambda: Tensor<3>) -> Result<Option<Vec<f32>>, BoundsError> {
+    /// A counterexample from each subproblem's relaxation minimiser (the box corner that
+    /// minimises its final linear function, `lambda` `[b, 1, c*h*w]` over the input): the
+    /// corner itself, then [`PGD_STEPS`] steps of projected gradient descent on the margin
+    /// from it, in the box. The first input the network misclassifies, as pixels.
+    fn counterexample(
+        &self,
+        target: usize,
+        lambda: Tensor<3>,
+    ) -> Result<Option<Vec<f32>>, BoundsError> {
         let [b, _, features] = lambda.dims();
         let [_, c, h, w] = self.point.lower.dims();
         let flat = |t: &Tensor<4>| t.clone().reshape([1, features]).expand([b, features]);
         let (lower, upper) = (flat(&self.point.lower), flat(&self.point.upper));
         let lambda: Tensor<2> = lambda.squeeze_dim(1);
-        let x = upper.mask_where(lambda.greater_elem(0.0), lower);
-        misclassified(self.net, x.reshape([b, c, h, w]), self.label)
+        let corner = upper
+            .clone()
+            .mask_where(lambda.greater_elem(0.0), lower.clone());
+        let (lower, upper) = (lower.reshape([b, c, h, w]), upper.reshape([b, c, h, w]));
+        let mut x = corner.reshape([b, c, h, w]);
+        if let Some(found) = misclassified(self.net, x.clone(), self.label)? {
+            return Ok(Some(found));
+        }
+        let step = (upper.clone() - lower.clone()) * PGD_STEP;
+        let (label, target) = (self.label as usize, target);
+        for _ in 0..PGD_STEPS {
+            let tracked = x.clone().autodiff().require_grad();
+            let logits = self.frozen.forward(tracked.clone());
+            let margin = logits.clone().slice([0..b, label..label + 1])
+                - logits.slice([0..b, target..target + 1]);
+            let grads = margin.sum().backward();
+            let gradient = tracked
+                .grad(&grads)
+                .expect("the input requires a gradient")
+                .inner();
+            x = (x - gradient.sign() * step.clone())
+                .max_pair(lower.clone())
+                .min_pair(upper.clone());
+        }
+        misclassified(self.net, x, self.label)
     }
+}
+
+/// A batch of subproblems on the device: the point's box once per subproblem, the bounds in
+/// front of every ReLU (splits clamped in), the splits' signs `[b, 1, d]` (1 for `z >= 0`, -1
+/// for `z <= 0`), the ReLU layers' widths, and whether the bounds were recomputed.
+struct Batch {
+    set: InputSet,
+    pre: PreRelu,
+    signs: Vec<Tensor<3>>,
+    widths: Vec<usize>,
+    tightened: bool,
+}
+
+/// Bounds `(l, u)` `[b, d]` with the splits `sign` clamped in: `l >= 0` where `z >= 0` is
+/// imposed, `u <= 0` where `z <= 0` is, so the split neurons' relaxation is exact.
+fn clamp((l, u): (Tensor<2>, Tensor<2>), sign: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    (
+        l.clone()
+            .mask_where(sign.clone().greater_elem(0.0), l.clamp_min(0.0)),
+        u.clone()
+            .mask_where(sign.clone().lower_elem(0.0), u.clamp_max(0.0)),
+    )
+}
+
+/// The lines of every ReLU: the bounds `pre`, the slopes, and each split's Lagrangian term
+/// `-beta sign z` (sound on the subproblem for any `beta >= 0`).
+fn lines(
+    pre: &PreRelu,
+    signs: &[Tensor<3>],
+    alphas: &[Tensor<3>],
+    betas: &[Tensor<3>],
+) -> Vec<ReluLines> {
+    pre.iter()
+        .zip(alphas.iter().zip(betas))
+        .zip(signs)
+        .map(|(((l, u), (alpha, beta)), sign)| ReluLines {
+            lower: l.clone(),
+            upper: u.clone(),
+            alpha: alpha.clone(),
+            split: Some((beta.clone() * sign.clone()).neg()),
+        })
+        .collect()
+}
+
+/// Which subproblems' bounds cross somewhere (`l > u`): splits that contradict each other,
+/// so the subproblem holds no input.
+fn empty(pre: &PreRelu) -> Result<Vec<bool>, BoundsError> {
+    let b = pre[0].0.dims()[0];
+    let crossed = pre
+        .iter()
+        .map(|(l, u)| l.clone().greater(u.clone()).any_dim(1).float())
+        .reduce(|a, b| a + b);
+    match crossed {
+        Some(c) => Ok(read_floats(c.squeeze_dim::<1>(1))?
+            .into_iter()
+            .map(|c| c > 0.0)
+            .collect()),
+        None => Ok(vec![false; b]),
+    }
+}
+
+/// Per subproblem, the unstable neurons (ReLU layer, neuron) worth trying as its next split:
+/// in each layer the [`CANDIDATES`] with the highest intercept score (BaBSR's: how much the
+/// bound loses to each one's upper line, `relu(-lambda) u (-l) / (u - l)` with `lambda` the
+/// coefficient `[b, 1, d]` of its output in `at_relu`, plus a thousandth of `|lambda|` times
+/// the same gap to rank those whose upper line is not used), best first.
+fn candidates(
+    pre: &PreRelu,
+    at_relu: &[Option<Tensor<3>>],
+) -> Result<Vec<Vec<(usize, usize)>>, BoundsError> {
+    let b = pre[0].0.dims()[0];
+    let mut scored: Vec<Vec<(f32, usize, usize)>> = vec![Vec::new(); b];
+    for (r, ((l, u), lambda)) in pre.iter().zip(at_relu).enumerate() {
+        let Some(lambda) = lambda else { continue };
+        let lambda: Tensor<2> = lambda.clone().squeeze_dim(1);
+        let unstable = l
+            .clone()
+            .lower_elem(0.0)
+            .bool_and(u.clone().greater_elem(0.0));
+        let width = (u.clone() - l.clone()).mask_fill(unstable.clone().bool_not(), 1.0);
+        let gap = u.clone() * l.clone().neg() / width;
+        let score = (relu(lambda.clone().neg()) + lambda.abs() * 1e-3) * gap;
+        let score = score.mask_fill(unstable.bool_not(), -1.0);
+        let k = CANDIDATES.min(l.dims()[1]);
+        let (values, indices) = score.topk_with_indices(k, 1);
+        let values = read_floats(values)?;
+        let indices: Vec<i64> = indices
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .map_err(|e| BoundsError::Input(format!("reading indices back: {e:?}")))?;
+        for i in 0..b {
+            for j in 0..k {
+                if values[i * k + j] >= 0.0 {
+                    scored[i].push((values[i * k + j], r, indices[i * k + j] as usize));
+                }
+            }
+        }
+    }
+    Ok(scored
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(|a, b| b.0.total_cmp(&a.0));
+            s.into_iter().map(|(_, r, k)| (r, k)).collect()
+        })
+        .collect())
+}
+
+/// `net` for gradients with respect to its input only: on the autodiff device, its
+/// parameters frozen.
+fn frozen(net: &Network, device: &Device) -> Network {
+    net.valid().fork(&device.clone().autodiff()).no_grad()
 }
 
 /// The first of the inputs `x` (`[b, c, h, w]`) whose forward pass gives some class a logit
@@ -724,7 +924,7 @@ mod tests {
                         alphas: Arc::new(alphas),
                         betas,
                         lower: f32::NEG_INFINITY,
-                        next: None,
+                        next: Vec::new(),
                         tries: 0,
                     }
                 })
@@ -747,6 +947,7 @@ mod tests {
                 let mut search = Search {
                     settings: &settings,
                     net: &net,
+                    frozen: frozen(&net, &device),
                     body,
                     input: ActShape::Image(net.architecture().input),
                     sound: sound.clone(),

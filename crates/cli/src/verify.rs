@@ -64,6 +64,10 @@ pub struct VerifyArgs {
     /// Branch and bound's gradient steps per batch on the slopes and the splits' multipliers.
     #[arg(long, default_value_t = BranchAndBound::default().iterations)]
     bab_iterations: usize,
+    /// Branch and bound keeps the bounds in front of every ReLU from its root instead of
+    /// recomputing those behind each split (faster subproblems, looser bounds).
+    #[arg(long)]
+    bab_fixed_intermediate: bool,
     /// Write every falsified point's counterexample (from the log, so a resumed run's too) as
     /// safetensors, like `attack --save`.
     #[arg(long)]
@@ -97,6 +101,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             timeout: args.timeout,
             batch: args.bab_batch,
             iterations: args.bab_iterations,
+            intermediate: !args.bab_fixed_intermediate,
             ..BranchAndBound::default()
         });
         verifier.batch_size = 1;
