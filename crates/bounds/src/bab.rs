@@ -190,6 +190,13 @@ impl BranchAndBound {
                 self.batch
             )));
         }
+        if net.layers.iter().any(|l| matches!(l, Layer::Residual(_))) {
+            return Err(BoundsError::Input(format!(
+                "branch and bound splits the ReLUs of plain layer stacks; {} has residual \
+                 blocks (verify it without --complete)",
+                net.architecture().name
+            )));
+        }
         let clock = Instant::now();
         let device = point.lower.device();
         let sound = match float_sound && !point.float_sound {
@@ -860,6 +867,24 @@ mod tests {
             }
         }
         (read_floats(a).unwrap(), pre)
+    }
+
+    #[test]
+    fn a_network_with_residual_blocks_is_refused_by_name() {
+        let device = Backend::Flex.device(None).unwrap();
+        let arch = mixtrain_nn::zoo::architecture("cifar_resnet_n1_f1").unwrap();
+        let net = Network::init(&arch, 0, &device).unwrap();
+        let [c, h, w] = arch.input;
+        let x = Tensor::<4>::zeros([1, c, h, w], &device) + 0.5;
+        let point = InputSet::linf(x, 0.01, InputDomain::Unit).unwrap();
+        let err = BranchAndBound::default()
+            .decide(&net, &point, 0, &AlphaCrown::default(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("residual") && err.contains(&arch.name),
+            "{err}"
+        );
     }
 
     #[test]

@@ -295,7 +295,11 @@ pub(crate) struct TestArgs {
     weights: PathBuf,
     #[arg(long)]
     pub(crate) dataset: String,
-    /// Use the first N test images only.
+    /// The split read: `test`, or `train` to choose a verifier's or attack's settings
+    /// without looking at the test images.
+    #[arg(long, default_value = "test", value_parser = parse_split)]
+    split: Split,
+    /// Use the first N images of the split only.
     #[arg(long)]
     limit: Option<usize>,
     #[arg(long, default_value = "flex")]
@@ -315,7 +319,7 @@ impl TestArgs {
         let net = Network::load_weights(&arch, &self.weights, &device)?;
         let dir = self.data.dir();
         let manifest = mixtrain_data::ensure(&self.dataset, &dir, self.data.mirror().as_deref())?;
-        let mut set = manifest.load(Split::Test, &dir)?;
+        let mut set = manifest.load(self.split, &dir)?;
         if let Some(limit) = self.limit {
             set = set.take(limit);
         }
@@ -336,6 +340,7 @@ impl TestArgs {
         serde_json::json!({
             "model": self.model,
             "dataset": self.dataset,
+            "split": self.split.to_string(),
             "weights": self.weights,
             "backend": backend.name(),
             "adapter": mixtrain_nn::adapter_name(device),
@@ -453,6 +458,14 @@ fn cost(args: CostArgs) -> Result<()> {
 }
 
 /// The backend and its device; says on stderr which adapter runs the work.
+fn parse_split(name: &str) -> Result<Split, String> {
+    match name {
+        "test" => Ok(Split::Test),
+        "train" => Ok(Split::Train),
+        other => Err(format!("unknown split {other:?}: test or train")),
+    }
+}
+
 fn parse_backend(name: &str, index: Option<usize>) -> Result<(Backend, Device)> {
     let backend: Backend = name.parse()?;
     let device = backend.device(index)?;

@@ -402,6 +402,13 @@ fn eval_reports_verified_accuracy_with_domain_and_eps() {
     };
     let (interval, symbolic) = (run("interval", &[]), run("symbolic", &[]));
     assert_eq!(interval["float_sound"], true);
+    assert_eq!(interval["split"], "test");
+    // settings are chosen on the training images
+    let train = run("interval", &["--split", "train"]);
+    assert_eq!(
+        (&train["split"], &train["n"]),
+        (&"train".into(), &40.into())
+    );
     // without the rounding bound, never fewer points verified
     let plain = run("symbolic", &["--no-float-sound"]);
     assert_eq!(plain["float_sound"], false);
@@ -437,6 +444,20 @@ fn eval_reports_verified_accuracy_with_domain_and_eps() {
             weights.to_str().unwrap(),
         ],
         "octagon",
+    );
+    fails_with(
+        &[
+            "eval",
+            "--model",
+            "mnist_small",
+            "--dataset",
+            "mnist",
+            "--split",
+            "validation",
+            "--weights",
+            weights.to_str().unwrap(),
+        ],
+        "unknown split \"validation\"",
     );
 }
 
