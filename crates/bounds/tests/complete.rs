@@ -4,7 +4,9 @@
 
 use burn::tensor::{Tensor, TensorData};
 use mixtrain_bounds::{AlphaCrown, BranchAndBound, InputDomain, InputSet, Verdict};
-use mixtrain_nn::{Architecture, Backend, Layer, LayerSpec, Network};
+use mixtrain_nn::{Backend, Layer, Network};
+
+mod common;
 
 /// A fully connected network's affine layers on the host, in f64: `(weight [in][out], bias)`.
 struct Mlp(Vec<(Vec<Vec<f64>>, Vec<f64>)>);
@@ -116,32 +118,6 @@ impl Mlp {
     }
 }
 
-fn network(seed: u64, widths: &[usize]) -> Network {
-    let mut layers = vec![LayerSpec::Flatten];
-    let mut d_in = 2;
-    for (i, &d) in widths.iter().enumerate() {
-        layers.push(LayerSpec::Linear {
-            name: format!("fc{i}"),
-            in_features: d_in,
-            out_features: d,
-        });
-        layers.push(LayerSpec::Relu);
-        d_in = d;
-    }
-    layers.push(LayerSpec::Linear {
-        name: "out".into(),
-        in_features: d_in,
-        out_features: 3,
-    });
-    let arch = Architecture {
-        name: "tiny".into(),
-        input: [1, 1, 2],
-        classes: 3,
-        layers,
-    };
-    Network::init(&arch, seed, &Backend::Flex.device(None).unwrap()).unwrap()
-}
-
 /// The verdicts of `settings` after a root bound by `root`, checked against the exact minimum
 /// margin, on networks of three shapes, each at two radii around the one where the point stops
 /// being robust (found by bisection on the exact minimum: 0.97 and 1.03 times it), where bounds
@@ -151,7 +127,7 @@ fn agreement(settings: BranchAndBound, root: AlphaCrown) -> (usize, usize, usize
     let (mut verified, mut falsified, mut branched) = (0, 0, 0);
     for seed in 0..15u64 {
         let widths: &[usize] = [&[8, 6][..], &[12], &[5, 5, 4]][seed as usize % 3];
-        let net = network(seed, widths);
+        let net = common::mlp(seed, 2, widths, 3);
         let mlp = Mlp::of(&net);
         let centre = [0.3 + 0.03 * seed as f32, 0.65 - 0.025 * seed as f32];
         let label = {

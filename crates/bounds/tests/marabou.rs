@@ -12,36 +12,12 @@ use std::process::Command;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use mixtrain_bounds::{AlphaCrown, BranchAndBound, InputDomain, InputSet, Verdict};
 use mixtrain_interop::{Robustness, to_onnx};
-use mixtrain_nn::{Architecture, Backend, LayerSpec, Network};
+use mixtrain_nn::{Backend, Network};
+
+mod common;
 
 const INPUTS: usize = 5;
 const CLASSES: usize = 3;
-
-fn network(seed: u64) -> Network {
-    let mut layers = vec![LayerSpec::Flatten];
-    let mut d_in = INPUTS;
-    for (i, d) in [10, 8].into_iter().enumerate() {
-        layers.push(LayerSpec::Linear {
-            name: format!("fc{i}"),
-            in_features: d_in,
-            out_features: d,
-        });
-        layers.push(LayerSpec::Relu);
-        d_in = d;
-    }
-    layers.push(LayerSpec::Linear {
-        name: "out".into(),
-        in_features: d_in,
-        out_features: CLASSES,
-    });
-    let arch = Architecture {
-        name: "tiny".into(),
-        input: [1, 1, INPUTS],
-        classes: CLASSES,
-        layers,
-    };
-    Network::init(&arch, seed, &Backend::Flex.device(None).unwrap()).unwrap()
-}
 
 fn pixels<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec().unwrap()
@@ -98,7 +74,7 @@ fn marabou_finds_no_counterexample_to_a_point_we_verify() {
     };
     let (mut ours, mut marabou_sat, mut ran) = ([0usize; 3], 0, false);
     for seed in 0..10u64 {
-        let net = network(seed);
+        let net = common::mlp(seed, INPUTS, &[10, 8], CLASSES);
         let model = dir.path().join(format!("net{seed}.onnx"));
         std::fs::write(&model, to_onnx(&net)).unwrap();
         device.seed(seed);

@@ -429,36 +429,19 @@ fn eval_reports_verified_accuracy_with_domain_and_eps() {
         symbolic["verified_acc"].as_f64().unwrap()
             > interval["verified_acc"].as_f64().unwrap() + 0.3
     );
-    fails_with(
-        &[
-            "eval",
-            "--model",
-            "mnist_small",
-            "--dataset",
-            "mnist",
-            "--eps",
-            "0.1",
-            "--domain",
-            "octagon",
-            "--weights",
-            weights.to_str().unwrap(),
-        ],
-        "octagon",
-    );
-    fails_with(
-        &[
-            "eval",
-            "--model",
-            "mnist_small",
-            "--dataset",
-            "mnist",
-            "--split",
-            "validation",
-            "--weights",
-            weights.to_str().unwrap(),
-        ],
-        "unknown split \"validation\"",
-    );
+    let refused = [
+        (&["--eps", "0.1", "--domain", "octagon"][..], "octagon"),
+        (
+            &["--split", "validation"][..],
+            "unknown split \"validation\"",
+        ),
+    ];
+    for (flags, expected) in refused {
+        let mut args = vec!["eval", "--model", "mnist_small", "--dataset", "mnist"];
+        args.extend_from_slice(flags);
+        args.extend(["--weights", weights.to_str().unwrap()]);
+        fails_with(&args, expected);
+    }
 }
 
 /// The three attacks from the command line; PGD's saved adversarial examples are inside the
