@@ -260,22 +260,12 @@ impl AlphaCrown {
                 &labels_plain,
                 lines(&bounds, &leaves[..relus]),
             )?;
-            let plain = margins.clone().inner();
-            if let Some(previous) = &best {
-                // each margin's row of slopes bounds that margin alone: keep the best row
-                let improved = plain
-                    .clone()
-                    .greater(previous.clone())
-                    .unsqueeze_dim::<3>(2);
-                for (kept, current) in best_alphas.iter_mut().zip(&alphas) {
-                    let mask = improved.clone().expand(current.dims());
-                    *kept = kept.clone().mask_where(mask, current.clone());
-                }
-            }
-            let current = match best {
-                Some(b) => b.max_pair(plain),
-                None => plain,
-            };
+            // each margin's row of slopes bounds that margin alone: keep the best row
+            let current = keep_best(
+                best,
+                margins.clone().inner(),
+                &mut [(&mut best_alphas, &alphas)],
+            );
             best = Some(current.clone());
             if iteration == self.iterations || all_verified(current, &labels_plain)? {
                 break;
@@ -570,6 +560,30 @@ fn lines(bounds: &PreRelu, slopes: &[Tensor<3>]) -> Vec<ReluLines> {
 
 /// Adam ascending, each step projected back onto `[0, upper]`: `[0, 1]` for slopes, `[0,
 /// inf)` for Lagrange multipliers.
+/// An iterate's bounds `plain` `[n, m]` against the best so far (none before the first): in
+/// each `(kept, current)` pair of parameter sets (`[n, m, d]` per ReLU layer), the rows whose
+/// bound improved take the current values. Returns the new best bounds.
+pub(crate) fn keep_best(
+    best: Option<Tensor<2>>,
+    plain: Tensor<2>,
+    sets: &mut [(&mut Vec<Tensor<3>>, &Vec<Tensor<3>>)],
+) -> Tensor<2> {
+    let Some(previous) = best else {
+        return plain;
+    };
+    let improved = plain
+        .clone()
+        .greater(previous.clone())
+        .unsqueeze_dim::<3>(2);
+    for (kept, current) in sets.iter_mut() {
+        for (kept, current) in kept.iter_mut().zip(current.iter()) {
+            let mask = improved.clone().expand(current.dims());
+            *kept = kept.clone().mask_where(mask, current.clone());
+        }
+    }
+    previous.max_pair(plain)
+}
+
 pub(crate) struct Adam {
     step: f32,
     upper: f32,

@@ -39,7 +39,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use mixtrain_nn::{ActShape, Layer, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::alpha::{Adam, tighten_after};
+use crate::alpha::{Adam, keep_best, tighten_after};
 use crate::crown::{ReluLines, adaptive, bound_traced};
 use crate::domain::{PreRelu, body_and_last};
 use crate::numeric::{fold_spec, read_floats};
@@ -517,25 +517,11 @@ impl Search<'_> {
                 false,
             )?
             .0;
-            let plain = lower.clone().inner();
-            if let Some(previous) = &best {
-                let improved = plain
-                    .clone()
-                    .greater(previous.clone())
-                    .unsqueeze_dim::<3>(2);
-                let keep = |kept: &mut Vec<Tensor<3>>, current: &[Tensor<3>]| {
-                    for (kept, current) in kept.iter_mut().zip(current) {
-                        let mask = improved.clone().expand(current.dims());
-                        *kept = kept.clone().mask_where(mask, current.clone());
-                    }
-                };
-                keep(&mut best_alphas, &alphas);
-                keep(&mut best_betas, &betas);
-            }
-            let current = match best {
-                Some(b) => b.max_pair(plain),
-                None => plain,
-            };
+            let current = keep_best(
+                best,
+                lower.clone().inner(),
+                &mut [(&mut best_alphas, &alphas), (&mut best_betas, &betas)],
+            );
             best = Some(current.clone());
             if iteration == self.settings.iterations || read_floats(current.min())?[0] > 0.0 {
                 break;
