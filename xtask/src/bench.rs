@@ -10,12 +10,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 /// Flags of `cargo xtask bench`.
+#[derive(Debug)]
 pub struct Options {
     pub quick: bool,
     /// Run the criterion benches (`--epoch-only` turns them off).
@@ -106,12 +107,9 @@ pub struct EpochEntry {
     /// Training images of the timed epoch.
     pub images: usize,
     pub seconds: f64,
-    /// Seconds scaled to an epoch of `scaled_to` images (the peers' unit).
+    /// Seconds scaled to an epoch of `scaled_to` images (the dataset's training set).
     pub seconds_scaled: f64,
     pub scaled_to: usize,
-    /// The peers' figures quoted from issue 6 (see [`PEER_PROVENANCE`]): not measured in this
-    /// run, nor on a known host.
-    pub peer: Option<String>,
 }
 
 pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
@@ -147,7 +145,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
             bail!("building the benches failed ({status})");
         }
     }
-    let busy_before = busy_fraction();
+    let busy_before = busy_fraction(Duration::from_secs(2));
     let load_before = load_average();
     if opts.benches {
         let status = bench.status().context("running cargo bench")?;
@@ -161,36 +159,25 @@ pub fn run(root: &Path, opts: &Options) -> Result<PathBuf> {
             let Some(set) = EPOCH_SETS.iter().find(|s| s.name == name) else {
                 bail!("--epoch {name}: expected mnist or cifar");
             };
-            epochs(root, &cargo, set, opts)?
+            epochs(root, set, opts)?
         }
     };
     let load_after = load_average();
-    let busy_after = busy_fraction();
+    let busy_after = busy_fraction(Duration::from_secs(2));
     let mut benchmarks = if opts.benches {
         collect(&target.join("criterion"), &meta_dir)?
     } else {
         Vec::new()
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // idle: less than a tenth of the CPU busy, measured over two seconds before and after
-    let idle = [busy_before, busy_after]
-        .iter()
-        .all(|b| b.is_none_or(|b| b < 0.1));
     let mut report = Report {
         date: now(),
         commit: git(root, &["rev-parse", "--short", "HEAD"]).unwrap_or_default(),
         quick: opts.quick,
         backend: opts.backend.clone(),
         machine: Machine {
-            cpu: cpu_model(),
-            cores,
-            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-            rustc: capture(Command::new("rustc").arg("--version")).unwrap_or_default(),
             load_before,
             load_after,
-            busy_before,
-            busy_after,
-            idle,
+            ..machine(busy_before, busy_after)
         },
         benchmarks: Vec::new(),
         epochs,
@@ -283,23 +270,13 @@ fn collect(criterion: &Path, meta_dir: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Where the peers' epoch figures come from. They were not measured by this command: a host
-/// of another day and CPU says nothing next to this run's figures (the same PyTorch epoch has
-/// taken 2.1 s on one of this project's machines and 12 s on another), so the report prints
-/// them as context and draws no ratio. Running the peers in the same command is issue 21's.
-const PEER_PROVENANCE: &str = "Peer figures: quoted from issue 6 (filed 2026-11-25), measured \
-    by its author with PyTorch 2.8 on 2 threads on a 2-core machine whose CPU model was not \
-    recorded; NOT measured in this run or on this host, so no ratio is drawn from them.";
-
-/// A dataset whose epoch `--epoch` times: the preset, the images of a quick epoch, the epoch
-/// the peers' figures are for, and those figures (seconds, see [`PEER_PROVENANCE`]), one per
-/// entry of [`EPOCH_METHODS`].
+/// A dataset whose epoch `--epoch` times: the preset, the images of a quick epoch, and the
+/// epoch seconds are scaled to (the dataset's full training set).
 struct EpochSet {
     name: &'static str,
     preset: &'static str,
     quick_images: usize,
     scaled_to: usize,
-    peers: [&'static str; 6],
 }
 
 const EPOCH_SETS: [EpochSet; 2] = [
@@ -308,23 +285,14 @@ const EPOCH_SETS: [EpochSet; 2] = [
         preset: "mnist",
         quick_images: 5_000,
         scaled_to: 60_000,
-        peers: [
-            "2.1",
-            "19",
-            "6.2 (plain), 10.5 (auto_LiRPA)",
-            "65 (auto_LiRPA)",
-            "",
-            "283 (authors' library); CROWN k=5 121 (auto_LiRPA)",
-        ],
     },
     // the trainer falls back to the CIFAR-10 sample (3,900 training images here) without the
-    // full set; the peers' epoch is 1000 batches of 50
+    // full set
     EpochSet {
         name: "cifar",
         preset: "cifar",
         quick_images: 2_000,
         scaled_to: 50_000,
-        peers: ["2.8", "25", "7.4", "79", "", "1,805 (authors' library)"],
     },
 ];
 
@@ -348,65 +316,26 @@ const EPOCH_METHODS: [(&str, &[&str]); 6] = [
     ("mixtrain k=5", &["--method", "mixtrain", "--k", "5"]),
 ];
 
-/// One epoch of each method on `set` (its preset's model, batch and eps, eps in full from the
-/// first step, no warm-up, PGD-10), through the release binary; `quick` trains on fewer images.
-/// Seconds are scaled by the training images the run reports.
-fn epochs(root: &Path, cargo: &str, set: &EpochSet, opts: &Options) -> Result<Vec<EpochEntry>> {
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--release", "--quiet", "-p", "mixtrain-cli"])
-        .args(opts.features("mixtrain-cli"))
-        .status()
-        .context("building the mixtrain binary")?;
-    if !status.success() {
-        bail!("building mixtrain failed ({status})");
-    }
-    let binary = target_dir(root).join("release/mixtrain");
+/// One epoch of each method on `set` (its preset's model, batch and eps), through the release
+/// binary; `quick` trains on fewer images. Seconds are scaled by the training images the run
+/// reports.
+fn epochs(root: &Path, set: &EpochSet, opts: &Options) -> Result<Vec<EpochEntry>> {
+    let binary = build_mixtrain(root, &opts.features("mixtrain-cli"))?;
     let runs = target_dir(root).join("bench-epoch").join(set.name);
+    let mut backend = vec!["--backend".to_string(), opts.backend.clone()];
+    backend.extend(opts.device.map(|i| format!("--device={i}")));
     let mut out = Vec::new();
-    for ((label, flags), peer) in EPOCH_METHODS.into_iter().zip(set.peers) {
+    for (label, flags) in EPOCH_METHODS {
         let dir = runs.join(label.replace([' ', '(', ')', '='], ""));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        let mut train = Command::new(&binary);
-        train
-            .current_dir(root)
-            .args(["train", "--preset", set.preset, "--epochs", "1", "--quiet"])
-            .args(["--val-size", "100", "--test-limit", "100"])
-            .args(["--set", "eps_schedule.warmup_epochs=0"])
-            .args(["--set", "eps_schedule.ramp_epochs=0.0"])
-            .args(["--set", "pgd.steps=10"])
-            .args(["--set", "final_eval.pgd_steps=0"])
-            .args(["--set", "final_eval.domain=\"interval\""])
-            .args(["--backend", &opts.backend])
-            .args(opts.device.map(|i| format!("--device={i}")))
-            .args(flags)
-            .arg("--out")
-            .arg(&dir)
-            .stdout(std::process::Stdio::null());
-        if opts.quick {
-            train.args(["--train-limit", &(set.quick_images + 100).to_string()]);
-        }
+        let args: Vec<String> = backend
+            .iter()
+            .cloned()
+            .chain(flags.iter().map(|f| f.to_string()))
+            .collect();
+        let limit = opts.quick.then_some(set.quick_images);
         let start = Instant::now();
-        let status = train.status().context("running mixtrain train")?;
-        if !status.success() {
-            bail!("epoch of {label} on {} failed ({status})", set.name);
-        }
-        let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
-        let first: serde_json::Value = serde_json::from_str(
-            metrics
-                .lines()
-                .next()
-                .context("metrics.jsonl has no epoch")?,
-        )?;
-        let seconds = first["seconds"]
-            .as_f64()
-            .context("no `seconds` in metrics")?;
-        let summary: serde_json::Value = read_json(&dir.join("summary.json"))?;
-        let images = summary["train_n"]
-            .as_u64()
-            .context("no `train_n` in summary.json")? as usize;
+        let (seconds, images) = train_epoch(&binary, root, set.preset, &args, limit, &dir, None)
+            .with_context(|| format!("epoch of {label} on {}", set.name))?;
         eprintln!(
             "{} {label}: {seconds:.1} s for {images} images ({:.0} s wall)",
             set.name,
@@ -419,10 +348,77 @@ fn epochs(root: &Path, cargo: &str, set: &EpochSet, opts: &Options) -> Result<Ve
             seconds,
             seconds_scaled: seconds * set.scaled_to as f64 / images.max(1) as f64,
             scaled_to: set.scaled_to,
-            peer: (!peer.is_empty()).then(|| peer.to_string()),
         });
     }
     Ok(out)
+}
+
+/// Builds the release `mixtrain` binary with `features`; its path.
+pub(crate) fn build_mixtrain(root: &Path, features: &[String]) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--release", "--quiet", "-p", "mixtrain-cli"])
+        .args(features)
+        .status()
+        .context("building the mixtrain binary")?;
+    if !status.success() {
+        bail!("building mixtrain failed ({status})");
+    }
+    Ok(target_dir(root).join("release/mixtrain"))
+}
+
+/// One epoch of `mixtrain train --preset preset` with `args` into `dir`, at the full eps from
+/// the first step (no warm-up), PGD-10, on the first `train_limit` training images (100 more
+/// are held out for validation); `threads` caps rayon's. The epoch's training seconds (the
+/// trainer's own clock: no start-up, validation or evaluation) and its images.
+pub(crate) fn train_epoch(
+    binary: &Path,
+    root: &Path,
+    preset: &str,
+    args: &[String],
+    train_limit: Option<usize>,
+    dir: &Path,
+    threads: Option<usize>,
+) -> Result<(f64, usize)> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    let mut train = Command::new(binary);
+    train
+        .current_dir(root)
+        .args(["train", "--preset", preset, "--epochs", "1", "--quiet"])
+        .args(["--val-size", "100", "--test-limit", "100"])
+        .args(["--set", "eps_schedule.warmup_epochs=0"])
+        .args(["--set", "eps_schedule.ramp_epochs=0.0"])
+        .args(["--set", "pgd.steps=10"])
+        .args(["--set", "final_eval.pgd_steps=0"])
+        .args(["--set", "final_eval.domain=\"interval\""])
+        .args(args)
+        .arg("--out")
+        .arg(dir);
+    if let Some(n) = train_limit {
+        train.args(["--train-limit", &(n + 100).to_string()]);
+    }
+    if let Some(t) = threads {
+        train.env("RAYON_NUM_THREADS", t.to_string());
+    }
+    capture_checked(&mut train)?;
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
+    let first: serde_json::Value = serde_json::from_str(
+        metrics
+            .lines()
+            .next()
+            .context("metrics.jsonl has no epoch")?,
+    )?;
+    let seconds = first["seconds"]
+        .as_f64()
+        .context("no `seconds` in metrics")?;
+    let summary: serde_json::Value = read_json(&dir.join("summary.json"))?;
+    let images = summary["train_n"]
+        .as_u64()
+        .context("no `train_n` in summary.json")? as usize;
+    Ok((seconds, images))
 }
 
 fn baseline(root: &Path, opts: &Options) -> Result<Option<(String, Report)>> {
@@ -498,20 +494,14 @@ fn markdown(r: &Report, threshold: f64) -> String {
         );
     }
     if !r.epochs.is_empty() {
-        s += "\n## One training epoch (the preset's model, batch and eps)\n\n| dataset | method | images | seconds | s per epoch of the peers | peers' figures, s (another host, see below) |\n|---|---|---|---|---|---|\n";
+        s += "\n## One training epoch (the preset's model, batch and eps)\n\n| dataset | method | images | seconds | s per epoch of the training set |\n|---|---|---|---|---|\n";
         for e in &r.epochs {
             s += &format!(
-                "| {} | {} | {} | {:.1} | {:.1} (of {}) | {} |\n",
-                e.dataset,
-                e.method,
-                e.images,
-                e.seconds,
-                e.seconds_scaled,
-                e.scaled_to,
-                e.peer.as_deref().unwrap_or("-")
+                "| {} | {} | {} | {:.1} | {:.1} (of {}) |\n",
+                e.dataset, e.method, e.images, e.seconds, e.seconds_scaled, e.scaled_to,
             );
         }
-        s += &format!("\n{PEER_PROVENANCE}\n");
+        s += "\nThe peers' figures: `cargo xtask bench --peers` times them beside ours in one run.\n";
     }
     s += "\nspread: median absolute deviation over the median. GFLOP: a model of the work (2 x MAC of the affine layers each pass runs; none for the symbolic domains, whose cost depends on the network's unstable neurons).\n";
     s
@@ -528,16 +518,16 @@ fn duration(s: f64) -> String {
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/` of the workspace.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .filter(|v| !v.is_empty())
         .map(|d| root.join(d))
         .unwrap_or_else(|| root.join("target"))
 }
 
-/// The fraction of CPU time (all cores) spent busy over the next two seconds, from
-/// `/proc/stat`; `None` off Linux.
-fn busy_fraction() -> Option<f64> {
+/// The fraction of CPU time (all cores) spent busy over the next `window`, from `/proc/stat`;
+/// `None` off Linux.
+pub(crate) fn busy_fraction(window: Duration) -> Option<f64> {
     fn sample() -> Option<(u64, u64)> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let cpu: Vec<u64> = stat
@@ -551,7 +541,7 @@ fn busy_fraction() -> Option<f64> {
         Some((cpu.iter().sum(), idle))
     }
     let (total0, idle0) = sample()?;
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::thread::sleep(window);
     let (total1, idle1) = sample()?;
     let total = total1.saturating_sub(total0).max(1);
     Some(1.0 - idle1.saturating_sub(idle0) as f64 / total as f64)
@@ -578,11 +568,29 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-fn now() -> String {
+/// The machine: CPU, cores, OS, rustc, and whether it was idle given the busy fractions
+/// measured before and after (less than a tenth of the CPU busy with other work).
+pub(crate) fn machine(busy_before: Option<f64>, busy_after: Option<f64>) -> Machine {
+    Machine {
+        cpu: cpu_model(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        rustc: capture(Command::new("rustc").arg("--version")).unwrap_or_default(),
+        load_before: None,
+        load_after: None,
+        busy_before,
+        busy_after,
+        idle: [busy_before, busy_after]
+            .iter()
+            .all(|b| b.is_none_or(|b| b < 0.1)),
+    }
+}
+
+pub(crate) fn now() -> String {
     capture(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default()
 }
 
-fn git(root: &Path, args: &[&str]) -> Option<String> {
+pub(crate) fn git(root: &Path, args: &[&str]) -> Option<String> {
     capture(Command::new("git").current_dir(root).args(args))
 }
 
@@ -591,6 +599,23 @@ fn capture(cmd: &mut Command) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `cmd`'s standard output; a failure is an error that names the program and ends with the
+/// last lines it wrote to standard error.
+pub(crate) fn capture_checked(cmd: &mut Command) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().to_string();
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{program} failed ({}):\n{}", out.status, tail.join("\n"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {

@@ -10,6 +10,10 @@
 //!   [--epoch mnist|cifar [--epoch-only]]`: run the criterion benches (and time a training epoch per
 //!   method) and
 //!   write `target/bench-report/report.{md,json}`; see `bench.rs`.
+//! - `cargo xtask bench --peers [--quick] [--repeats N] [--python PY] [--symint DIR] [--threads N]
+//!   [--models mnist_small,cifar_small] [--data DIR] [--mirror DIR]`: time ours and the peers
+//!   (`bench/peers.py`) alternately and write `target/bench-report/peers.{md,json}`; see
+//!   `peers.rs`.
 //!
 //! Data lives in `MIXTRAIN_DATA`, by default `datasets/cache/` of the workspace (git-ignored).
 
@@ -20,6 +24,7 @@ use anyhow::{Context, Result, bail};
 use mixtrain_data::{DataDir, Manifest, Source};
 
 mod bench;
+mod peers;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -89,7 +94,7 @@ fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
         bail!(
-            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--backend flex|ndarray|wgpu [--device I]] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]]"
+            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--backend flex|ndarray|wgpu [--device I]] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]] | cargo xtask bench --peers [--quick] [--repeats N] [--python PY] [--symint DIR] [--threads N] [--models LIST] [--data DIR] [--mirror DIR]"
         );
     }
     let task = args.remove(0);
@@ -145,7 +150,45 @@ fn main() -> Result<()> {
     }
 }
 
-fn run_bench(mut args: Vec<String>) -> Result<()> {
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug)]
+enum BenchTask {
+    Benches(bench::Options),
+    /// `--peers`, and the data directory (`--data`) and mirror (`--mirror`) it reads.
+    Peers(peers::Options, Option<PathBuf>, Option<PathBuf>),
+}
+
+fn run_bench(args: Vec<String>) -> Result<()> {
+    match parse_bench(args)? {
+        BenchTask::Benches(opts) => {
+            let out = bench::run(&workspace_root(), &opts)?;
+            eprintln!("report: {}", out.join("report.md").display());
+        }
+        BenchTask::Peers(opts, data, mirror) => {
+            let data = data_dir(data);
+            let mirror = mirror.or_else(DataDir::mirror_from_env);
+            for name in peers::datasets(&opts)? {
+                fetch(name, &data, mirror.clone())?;
+            }
+            let out = peers::run(&workspace_root(), &opts, data.root(), mirror.as_deref())?;
+            eprintln!("report: {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+/// Takes `--name N` out of `args` as a positive count.
+fn take_count(args: &mut Vec<String>, name: &str) -> Result<Option<usize>> {
+    match take_flag(args, name)? {
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => bail!("{name} {v:?}: a positive whole number"),
+        },
+        None => Ok(None),
+    }
+}
+
+fn parse_bench(mut args: Vec<String>) -> Result<BenchTask> {
     let mut switch = |name: &str| match args.iter().position(|a| a == name) {
         Some(i) => {
             args.remove(i);
@@ -155,6 +198,42 @@ fn run_bench(mut args: Vec<String>) -> Result<()> {
     };
     let quick = switch("--quick");
     let epoch_only = switch("--epoch-only");
+    let peers = switch("--peers");
+    if peers {
+        if epoch_only {
+            bail!("--epoch-only does not apply to --peers");
+        }
+        for flag in [
+            "--baseline",
+            "--baseline-ref",
+            "--threshold",
+            "--epoch",
+            "--backend",
+            "--device",
+        ] {
+            if args.iter().any(|a| a == flag) {
+                bail!("{flag} does not apply to --peers (it times ours and the peers on the CPU)");
+            }
+        }
+        let opts = peers::Options {
+            quick,
+            repeats: take_count(&mut args, "--repeats")?,
+            python: take_flag(&mut args, "--python")?,
+            symint: take_flag(&mut args, "--symint")?.map(PathBuf::from),
+            threads: take_count(&mut args, "--threads")?,
+            models: match take_flag(&mut args, "--models")? {
+                Some(list) => list.split(',').map(str::to_string).collect(),
+                None => vec!["mnist_small".into(), "cifar_small".into()],
+            },
+        };
+        peers::datasets(&opts)?;
+        let data = take_flag(&mut args, "--data")?.map(PathBuf::from);
+        let mirror = take_flag(&mut args, "--mirror")?.map(PathBuf::from);
+        if let Some(extra) = args.first() {
+            bail!("cargo xtask bench --peers: unexpected argument {extra:?}");
+        }
+        return Ok(BenchTask::Peers(opts, data, mirror));
+    }
     let threshold = match take_flag(&mut args, "--threshold")? {
         Some(t) => {
             t.parse::<f64>()
@@ -188,7 +267,81 @@ fn run_bench(mut args: Vec<String>) -> Result<()> {
     if let Some(extra) = args.first() {
         bail!("cargo xtask bench: unexpected argument {extra:?}");
     }
-    let out = bench::run(&workspace_root(), &opts)?;
-    eprintln!("report: {}", out.join("report.md").display());
-    Ok(())
+    Ok(BenchTask::Benches(opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<BenchTask> {
+        parse_bench(line.split_whitespace().map(str::to_string).collect())
+    }
+
+    #[test]
+    fn bench_peers_takes_its_own_flags_and_refuses_the_benches() {
+        let BenchTask::Peers(opts, data, mirror) = parse(
+            "--peers --quick --repeats 4 --python /venv/bin/python --symint /si --threads 1 --models cifar_small --data /d",
+        )
+        .unwrap() else {
+            panic!("not --peers")
+        };
+        assert_eq!(
+            opts,
+            peers::Options {
+                quick: true,
+                repeats: Some(4),
+                python: Some("/venv/bin/python".into()),
+                symint: Some("/si".into()),
+                threads: Some(1),
+                models: vec!["cifar_small".into()],
+            }
+        );
+        assert_eq!((data, mirror), (Some("/d".into()), None));
+        let BenchTask::Peers(opts, ..) = parse("--peers").unwrap() else {
+            panic!("not --peers")
+        };
+        assert_eq!(opts.models, ["mnist_small", "cifar_small"]);
+        assert!(!opts.quick && opts.repeats.is_none() && opts.python.is_none());
+
+        for (line, says) in [
+            (
+                "--peers --baseline b.json",
+                "--baseline does not apply to --peers",
+            ),
+            ("--peers --epoch mnist", "--epoch does not apply"),
+            ("--peers --epoch-only", "--epoch-only does not apply"),
+            (
+                "--peers --repeats 0",
+                "--repeats \"0\": a positive whole number",
+            ),
+            ("--peers --threads x", "--threads \"x\""),
+            (
+                "--peers --models mnist_large",
+                "--models mnist_large: expected",
+            ),
+            ("--peers --repeats", "--repeats needs a value"),
+            ("--peers --fast", "unexpected argument \"--fast\""),
+        ] {
+            let e = format!("{:#}", parse(line).unwrap_err());
+            assert!(e.contains(says), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn bench_without_peers_keeps_its_flags() {
+        let BenchTask::Benches(opts) =
+            parse("--quick --epoch cifar --epoch-only --threshold 5").unwrap()
+        else {
+            panic!("not the benches")
+        };
+        assert!(opts.quick && !opts.benches);
+        assert_eq!(opts.epoch.as_deref(), Some("cifar"));
+        assert!((opts.threshold - 0.05).abs() < 1e-12);
+        assert_eq!(opts.backend, "flex");
+        let e = format!("{:#}", parse("--backend cuda").unwrap_err());
+        assert!(e.contains("expected flex, ndarray or wgpu"), "{e}");
+        let e = format!("{:#}", parse("--repeats 3").unwrap_err());
+        assert!(e.contains("unexpected argument \"--repeats\""), "{e}");
+    }
 }
