@@ -556,16 +556,27 @@ fn load_average() -> Option<f64> {
         .ok()
 }
 
+/// The CPU's model name with its family and model numbers: a virtual machine's name is often
+/// only "AMD EPYC", which says nothing of the generation (family 25 model 17 is Zen 4).
 fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
+    match std::fs::read_to_string("/proc/cpuinfo") {
+        Ok(info) => describe_cpu(&info),
+        Err(_) => "unknown CPU".into(),
+    }
+}
+
+fn describe_cpu(info: &str) -> String {
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+    };
+    let name = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    match (field("cpu family"), field("model")) {
+        (Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        _ => name,
+    }
 }
 
 /// The machine: CPU, cores, OS, rustc, and whether it was idle given the busy fractions
@@ -678,6 +689,13 @@ mod tests {
             serde_json::to_string(&meta).unwrap(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn the_cpu_is_named_with_its_family_and_model() {
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n";
+        assert_eq!(describe_cpu(info), "AMD EPYC (family 25, model 17)");
+        assert_eq!(describe_cpu("model name\t: Some CPU\n"), "Some CPU");
     }
 
     #[test]

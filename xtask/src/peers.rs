@@ -259,6 +259,8 @@ pub struct Report {
     pub quick: bool,
     pub repeats: usize,
     pub threads: usize,
+    /// Wall-clock seconds of the timings, idleness checks and start-ups (after the build).
+    pub seconds: f64,
     pub machine: Machine,
     /// `bench/peers.py versions`: Python, PyTorch, auto_LiRPA, symbolic_interval, and the
     /// reason each missing peer is missing.
@@ -315,6 +317,7 @@ pub fn run(root: &Path, opts: &Options, data: &Path, mirror: Option<&Path>) -> R
             rows.push(report);
         }
     }
+    let start = std::time::Instant::now();
     for repeat in 0..repeats {
         for report in &mut rows {
             let set = sets.iter().find(|s| s.model == report.model).unwrap();
@@ -361,6 +364,7 @@ pub fn run(root: &Path, opts: &Options, data: &Path, mirror: Option<&Path>) -> R
         quick: opts.quick,
         repeats,
         threads,
+        seconds: start.elapsed().as_secs_f64(),
         machine: bench::machine(None, None),
         versions,
         rows,
@@ -495,6 +499,7 @@ impl Job<'_> {
 /// `bench/peers.py` under a Python.
 struct Peer {
     python: String,
+    root: PathBuf,
     script: PathBuf,
     symint: Option<PathBuf>,
 }
@@ -507,6 +512,7 @@ impl Peer {
                 .clone()
                 .or_else(|| std::env::var("MIXTRAIN_PYTHON").ok())
                 .unwrap_or_else(|| "python3".into()),
+            root: root.to_path_buf(),
             script: root.join("bench/peers.py"),
             symint: opts
                 .symint
@@ -515,9 +521,11 @@ impl Peer {
         }
     }
 
+    /// The script under the Python, run from the workspace root (so that relative paths in
+    /// `--symint` or `SYMINT_PATH` mean the same to both).
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.python);
-        cmd.arg(&self.script);
+        cmd.current_dir(&self.root).arg(&self.script);
         if let Some(dir) = &self.symint {
             cmd.arg("--symint").arg(dir);
         }
@@ -553,22 +561,21 @@ impl Peer {
     /// failure of the script itself is an error of the run).
     fn time(&self, job: &Job, who: &str) -> Result<Result<Timing, String>> {
         let set = job.set;
-        let (images, split_images) = match job.row.ours {
+        let (images, batch) = match job.row.ours {
             Ours::Train(_) => (set.images(job.quick), None),
             Ours::Verify { batch, .. } => (set.verified(job.quick), Some(batch)),
         };
         let mut cmd = self.command();
-        cmd.current_dir(job.root)
-            .args([
-                "time", "--row", job.row.id, "--peer", who, "--model", set.model,
-            ])
-            .args(["--dataset", set.dataset, "--data"])
-            .arg(job.data)
-            .args(["--images", &images.to_string()])
-            .args(["--eps", &set.eps.to_string()])
-            .args(["--pgd-step", &set.pgd_step().to_string()])
-            .args(["--threads", &job.threads.to_string()]);
-        if let Some(batch) = split_images {
+        cmd.args([
+            "time", "--row", job.row.id, "--peer", who, "--model", set.model,
+        ])
+        .args(["--dataset", set.dataset, "--data"])
+        .arg(job.data)
+        .args(["--images", &images.to_string()])
+        .args(["--eps", &set.eps.to_string()])
+        .args(["--pgd-step", &set.pgd_step().to_string()])
+        .args(["--threads", &job.threads.to_string()]);
+        if let Some(batch) = batch {
             cmd.args(["--batch", &batch.to_string()]);
         }
         if let Some(w) = job.weights {
@@ -621,7 +628,7 @@ fn markdown(r: &Report) -> String {
             .to_string()
     };
     let mut s = format!(
-        "# Ours and the peers, side by side\n\n{} · commit {} · {} · {} repeats\n\n\
+        "# Ours and the peers, side by side\n\n{} · commit {} · {} · {} repeats in {:.1} min\n\n\
          Machine: {} ({} cores), {}, {}; {} threads on each side. Python {}, PyTorch {}, \
          auto_LiRPA {}, symbolic_interval {}.\n\n\
          Each repeat times ours and then each peer, row by row, on the same images, batch and \
@@ -636,6 +643,7 @@ fn markdown(r: &Report) -> String {
         r.commit,
         if r.quick { "quick mode" } else { "full mode" },
         r.repeats,
+        r.seconds / 60.0,
         m.cpu,
         m.cores,
         m.os,
@@ -721,6 +729,7 @@ mod tests {
             quick: true,
             repeats: 3,
             threads: 2,
+            seconds: 300.0,
             machine: Machine {
                 cpu: "Test CPU".into(),
                 cores: 2,
@@ -770,6 +779,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("- mnist_small IBP on auto_LiRPA: auto_LiRPA is not importable"));
+        assert!(md.contains("quick mode · 3 repeats in 5.0 min"), "{md}");
         assert!(md.contains("symbolic_interval not installed"));
         assert!(!md.contains(" **busy** |"), "{md}");
     }
