@@ -857,6 +857,20 @@ mod tests {
         Some(json)
     }
 
+    /// The model, its dataset in `data` and 100 images: the arguments every call shares.
+    fn on<'a>(set: &'a ModelSet, data: &'a str) -> [&'a str; 8] {
+        [
+            "--model",
+            set.model,
+            "--dataset",
+            set.dataset,
+            "--data",
+            data,
+            "--images",
+            "100",
+        ]
+    }
+
     /// Equal JSON, numbers to float32's precision.
     fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
         use serde_json::Value;
@@ -887,17 +901,7 @@ mod tests {
         let root = tmp.path().to_str().unwrap();
         for set in &MODELS {
             mixtrain_data::ensure(set.dataset, &data, Some(&mirror)).unwrap();
-            let Some(described) = script(&[
-                "describe",
-                "--model",
-                set.model,
-                "--dataset",
-                set.dataset,
-                "--data",
-                root,
-                "--images",
-                "100",
-            ]) else {
+            let Some(described) = script(&[&["describe"], &on(set, root)[..]].concat()) else {
                 return;
             };
             let arch = mixtrain_nn::zoo::architecture(set.model).unwrap();
@@ -948,27 +952,21 @@ mod tests {
                 }
                 .to_string();
                 for peer in row.peers {
-                    let Some(out) = script(&[
+                    let eps = set.eps.to_string();
+                    let timed = [
                         "time",
                         "--row",
                         row.id,
                         "--peer",
                         peer,
-                        "--model",
-                        set.model,
-                        "--dataset",
-                        set.dataset,
-                        "--data",
-                        root,
-                        "--images",
-                        "100",
                         "--batch",
                         &batch,
                         "--eps",
-                        &set.eps.to_string(),
+                        &eps,
                         "--weights",
                         weights.to_str().unwrap(),
-                    ]) else {
+                    ];
+                    let Some(out) = script(&[&timed[..], &on(set, root)[..]].concat()) else {
                         continue;
                     };
                     assert_eq!(out["images"], 100, "{} {} {peer}: {out}", set.model, row.id);
