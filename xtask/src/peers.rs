@@ -300,24 +300,9 @@ pub fn run(root: &Path, opts: &Options, data: &Path, mirror: Option<&Path>) -> R
         .any(|s| s.verified[0] > 0)
         .then(|| reference_weights(data, mirror))
         .transpose()?;
-    let mut rows: Vec<RowReport> = Vec::new();
-    for set in &sets {
-        for row in ROWS.iter().filter(|r| set.runs(r)) {
-            let mut report = RowReport {
-                model: set.model.into(),
-                row: row.id.into(),
-                label: row.label.into(),
-                epoch: matches!(row.ours, Ours::Train(_)).then_some(set.epoch),
-                ours: Side::new("ours"),
-                peers: row.peers.iter().map(|p| Side::new(p)).collect(),
-            };
-            for side in &mut report.peers {
-                side.skipped = versions["missing"][&side.who].as_str().map(str::to_string);
-            }
-            rows.push(report);
-        }
-    }
+    let mut rows = planned(&sets, &versions);
     let start = std::time::Instant::now();
+    let busy_before = bench::busy_fraction(std::time::Duration::from_secs(2));
     for repeat in 0..repeats {
         for report in &mut rows {
             let set = sets.iter().find(|s| s.model == report.model).unwrap();
@@ -358,6 +343,7 @@ pub fn run(root: &Path, opts: &Options, data: &Path, mirror: Option<&Path>) -> R
             }
         }
     }
+    let busy_after = bench::busy_fraction(std::time::Duration::from_secs(2));
     let report = Report {
         date: bench::now(),
         commit: bench::git(root, &["rev-parse", "--short", "HEAD"]).unwrap_or_default(),
@@ -365,17 +351,45 @@ pub fn run(root: &Path, opts: &Options, data: &Path, mirror: Option<&Path>) -> R
         repeats,
         threads,
         seconds: start.elapsed().as_secs_f64(),
-        machine: bench::machine(None, None),
+        machine: bench::machine(busy_before, busy_after),
         versions,
         rows,
     };
+    write(root, &report)
+}
+
+/// The rows the run fills, each side empty; a peer the Python lacks is skipped with its
+/// reason from the start.
+fn planned(sets: &[&ModelSet], versions: &serde_json::Value) -> Vec<RowReport> {
+    let mut rows = Vec::new();
+    for set in sets {
+        for row in ROWS.iter().filter(|r| set.runs(r)) {
+            let mut report = RowReport {
+                model: set.model.into(),
+                row: row.id.into(),
+                label: row.label.into(),
+                epoch: matches!(row.ours, Ours::Train(_)).then_some(set.epoch),
+                ours: Side::new("ours"),
+                peers: row.peers.iter().map(|p| Side::new(p)).collect(),
+            };
+            for side in &mut report.peers {
+                side.skipped = versions["missing"][&side.who].as_str().map(str::to_string);
+            }
+            rows.push(report);
+        }
+    }
+    rows
+}
+
+/// `target/bench-report/peers.{json,md}`; the markdown's path.
+fn write(root: &Path, report: &Report) -> Result<PathBuf> {
     let out = bench::target_dir(root).join("bench-report");
     std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
     std::fs::write(
         out.join("peers.json"),
-        serde_json::to_string_pretty(&report)?,
+        serde_json::to_string_pretty(report)?,
     )?;
-    let md = markdown(&report);
+    let md = markdown(report);
     std::fs::write(out.join("peers.md"), &md)?;
     println!("{md}");
     Ok(out.join("peers.md"))
@@ -627,9 +641,11 @@ fn markdown(r: &Report) -> String {
             .unwrap_or("not installed")
             .to_string()
     };
+    let busy = |b: Option<f64>| b.map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0));
     let mut s = format!(
         "# Ours and the peers, side by side\n\n{} · commit {} · {} · {} repeats in {:.1} min\n\n\
-         Machine: {} ({} cores), {}, {}; {} threads on each side. Python {}, PyTorch {}, \
+         Machine: {} ({} cores), {}, {}; CPU busy with other work before {}, after the run {}; \
+         {} threads on each side. Python {}, PyTorch {}, \
          auto_LiRPA {}, symbolic_interval {}.\n\n\
          Each repeat times ours and then each peer, row by row, on the same images, batch and \
          eps; a figure is the median over the repeats (± the median absolute deviation). \
@@ -648,6 +664,8 @@ fn markdown(r: &Report) -> String {
         m.cores,
         m.os,
         m.rustc,
+        busy(m.busy_before),
+        busy(m.busy_after),
         r.threads,
         version("python"),
         version("torch"),
