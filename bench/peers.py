@@ -71,11 +71,19 @@ def versions(symint):
         import auto_LiRPA
         out["auto_LiRPA"] = auto_LiRPA.__version__
     if "symbolic_interval" not in out["missing"]:
-        head = os.path.join(symint, ".git", "HEAD")
-        out["symbolic_interval"] = symint
-        if os.path.exists(head):
-            out["symbolic_interval"] += " (" + open(head).read().strip() + ")"
+        out["symbolic_interval"] = checkout(symint)
     return out
+
+
+def checkout(path):
+    """A checkout's commit (`path at abc1234`), or its path when git cannot tell."""
+    import subprocess
+    try:
+        commit = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    return f"{path} at {commit}" if commit else path
 
 
 # ---- data: the files ours reads, decoded the same way (pixels / 255) ----
@@ -431,7 +439,8 @@ def main():
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--eps", type=float, default=0.1)
-    parser.add_argument("--pgd-step", type=float, default=0.01)
+    parser.add_argument("--pgd-step", type=float, default=0.025,
+                        help="PGD's step in training: ours' default is 2.5 eps / 10 steps")
     parser.add_argument("--beta", type=float, default=1.0,
                         help="CROWN-IBP's weight on the CROWN bound")
     parser.add_argument("--k", type=int, default=5)

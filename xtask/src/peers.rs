@@ -411,13 +411,10 @@ impl ModelSet {
         self.verified[usize::from(quick)]
     }
 
-    /// PGD's step, as `mixtrain_train::protocol::pgd_step_size` sets it.
+    /// PGD's step in training: the trainer's default `pgd.step_size`, 2.5 eps over its 10
+    /// steps (Madry et al.'s).
     fn pgd_step(&self) -> f64 {
-        if self.dataset.starts_with("mnist") {
-            0.01
-        } else {
-            self.eps / 4.0
-        }
+        2.5 * self.eps / 10.0
     }
 }
 
@@ -825,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn every_row_names_peers_the_script_knows_and_each_model_sets_its_pgd_step() {
+    fn every_row_names_peers_the_script_knows_and_pgd_steps_as_the_trainer_does() {
         let script =
             std::fs::read_to_string(crate::workspace_root().join("bench/peers.py")).unwrap();
         for row in &ROWS {
@@ -834,7 +831,7 @@ mod tests {
                 assert!(script.contains(&format!("\"{peer}\"")), "{peer}");
             }
         }
-        assert_eq!(MODELS[0].pgd_step(), 0.01);
+        assert!((MODELS[0].pgd_step() - 0.025).abs() < 1e-12);
         assert!((MODELS[1].pgd_step() - 0.5 / 255.0).abs() < 1e-12);
     }
 
