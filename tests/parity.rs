@@ -9,8 +9,8 @@
 //!
 //! `flex` is always compared. `wgpu` is compared when the build has it and an adapter opens:
 //! `cargo test --features wgpu --test parity -- --nocapture` (CI installs Mesa's software Vulkan
-//! driver, lavapipe, for it). Without an adapter the wgpu part is skipped with a message naming
-//! the reason.
+//! driver, lavapipe, for it). `cuda` likewise with `--features cuda` and an NVIDIA GPU. Without
+//! a device a GPU backend's part is skipped with a message naming the reason.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -262,19 +262,22 @@ fn assert_sound(
     }
 }
 
-/// The devices to compare with ndarray: flex, and wgpu where it is built and opens.
+/// The devices to compare with ndarray: flex, and each GPU backend (wgpu, cuda) where it is
+/// built and a device opens.
 fn others() -> Vec<(String, Device)> {
     let mut devices = vec![(
         "flex".to_string(),
         Backend::Flex.device(None).expect("the CPU backend"),
     )];
-    match Backend::Wgpu.device(None) {
-        Ok(device) => {
-            let name = format!("wgpu ({})", adapter_name(&device));
-            println!("backend parity: comparing {name} with ndarray");
-            devices.push((name, device));
+    for backend in [Backend::Wgpu, Backend::Cuda] {
+        match backend.device(None) {
+            Ok(device) => {
+                let name = format!("{backend} ({})", adapter_name(&device));
+                println!("backend parity: comparing {name} with ndarray");
+                devices.push((name, device));
+            }
+            Err(e) => println!("backend parity: SKIPPED {backend}: {e}"),
         }
-        Err(e) => println!("backend parity: SKIPPED wgpu: {e}"),
     }
     devices
 }

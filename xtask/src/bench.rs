@@ -29,17 +29,18 @@ pub struct Options {
     pub threshold: f64,
     /// `mnist` or `cifar`: also time one training epoch per method.
     pub epoch: Option<String>,
-    /// `flex`, `ndarray` or `wgpu` (built with the `wgpu` features), and a GPU index for wgpu.
+    /// `flex`, `ndarray`, `wgpu` or `cuda` (the GPU backends built with their features), and a
+    /// GPU index for them.
     pub backend: String,
     pub device: Option<usize>,
 }
 
 impl Options {
-    /// Cargo flags that compile the backend in: `mixtrain-bench/wgpu` for the benches,
+    /// Cargo flags that compile the backend in: `mixtrain-bench/wgpu` (or `/cuda`) for the benches,
     /// `mixtrain-cli/wgpu` for the binary that times epochs.
-    fn features(&self, package: &str) -> Vec<String> {
+    pub(crate) fn features(&self, package: &str) -> Vec<String> {
         match self.backend.as_str() {
-            "wgpu" => vec!["--features".into(), format!("{package}/wgpu")],
+            gpu @ ("wgpu" | "cuda") => vec!["--features".into(), format!("{package}/{gpu}")],
             _ => Vec::new(),
         }
     }

@@ -94,7 +94,7 @@ fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
         bail!(
-            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--backend flex|ndarray|wgpu [--device I]] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]] | cargo xtask bench --peers [--quick] [--repeats N] [--python PY] [--symint DIR] [--threads N] [--models LIST] [--data DIR] [--mirror DIR]"
+            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--backend flex|ndarray|wgpu|cuda [--device I]] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]] | cargo xtask bench --peers [--quick] [--repeats N] [--python PY] [--symint DIR] [--threads N] [--models LIST] [--data DIR] [--mirror DIR]"
         );
     }
     let task = args.remove(0);
@@ -129,13 +129,15 @@ fn main() -> Result<()> {
                 eprintln!("WARNING: {e:#}; fetching {sample} instead");
                 fetch(sample, &data, mirror)?;
             }
-            // `--backend wgpu` needs the binary built with it
-            let wgpu = args.windows(2).any(|w| w == ["--backend", "wgpu"])
-                || args.iter().any(|a| a == "--backend=wgpu");
+            // a GPU backend needs the binary built with its feature
+            let gpu = ["wgpu", "cuda"].into_iter().find(|b| {
+                args.windows(2).any(|w| w[0] == "--backend" && w[1] == *b)
+                    || args.iter().any(|a| *a == format!("--backend={b}"))
+            });
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(workspace_root())
                 .args(["run", "--release", "--quiet", "-p", "mixtrain-cli"])
-                .args(wgpu.then_some(["--features", "wgpu"]).into_iter().flatten())
+                .args(gpu.map(|b| ["--features", b]).into_iter().flatten())
                 .args(["--", "train", "--preset", &preset])
                 .args(&args)
                 .env(DataDir::ENV, data.root())
@@ -258,9 +260,9 @@ fn parse_bench(mut args: Vec<String>) -> Result<BenchTask> {
             None => None,
         },
     };
-    if !["flex", "ndarray", "wgpu"].contains(&opts.backend.as_str()) {
+    if !["flex", "ndarray", "wgpu", "cuda"].contains(&opts.backend.as_str()) {
         bail!(
-            "--backend {:?}: expected flex, ndarray or wgpu",
+            "--backend {:?}: expected flex, ndarray, wgpu or cuda",
             opts.backend
         );
     }
@@ -339,8 +341,16 @@ mod tests {
         assert_eq!(opts.epoch.as_deref(), Some("cifar"));
         assert!((opts.threshold - 0.05).abs() < 1e-12);
         assert_eq!(opts.backend, "flex");
-        let e = format!("{:#}", parse("--backend cuda").unwrap_err());
-        assert!(e.contains("expected flex, ndarray or wgpu"), "{e}");
+        let e = format!("{:#}", parse("--backend rocm").unwrap_err());
+        assert!(e.contains("expected flex, ndarray, wgpu or cuda"), "{e}");
+        let BenchTask::Benches(opts) = parse("--backend cuda --device 1").unwrap() else {
+            panic!("not the benches")
+        };
+        assert_eq!((opts.backend.as_str(), opts.device), ("cuda", Some(1)));
+        assert_eq!(
+            opts.features("mixtrain-bench"),
+            ["--features", "mixtrain-bench/cuda"]
+        );
         let e = format!("{:#}", parse("--repeats 3").unwrap_err());
         assert!(e.contains("unexpected argument \"--repeats\""), "{e}");
     }

@@ -128,10 +128,11 @@ struct TrainArgs {
     model: Option<String>,
     #[arg(long)]
     dataset: Option<String>,
-    /// flex (default), ndarray or wgpu.
+    /// flex (default), ndarray, wgpu or cuda (the GPU backends need the binary built with their
+    /// cargo features).
     #[arg(long)]
     backend: Option<String>,
-    /// GPU index for wgpu.
+    /// GPU index for wgpu or cuda.
     #[arg(long)]
     device: Option<usize>,
     /// Train on the first N images only.
@@ -302,8 +303,10 @@ pub(crate) struct TestArgs {
     /// Use the first N images of the split only.
     #[arg(long)]
     limit: Option<usize>,
+    /// flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// GPU index for wgpu or cuda.
     #[arg(long)]
     device: Option<usize>,
     #[command(flatten)]

@@ -10,7 +10,8 @@ use crate::NnError;
 /// `flex` is the default CPU backend: on our hot paths (conv2d and matmul, forward and backward,
 /// at the sizes of the paper's models) it is several times faster than `ndarray`, whose conv
 /// input-gradient is a naive loop (figures in README "Backends"). `ndarray` stays supported.
-/// `wgpu` (Vulkan, Metal, DX12) is compiled only with the cargo feature `wgpu`.
+/// The GPU backends are compiled only with their cargo features: `wgpu` (Vulkan, Metal, DX12)
+/// and `cuda` (CubeCL's CUDA runtime, which loads the NVIDIA driver and NVRTC at run time).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -21,19 +22,27 @@ pub enum Backend {
     Ndarray,
     /// `burn-wgpu` on a GPU (Vulkan, Metal, DX12); needs the cargo feature `wgpu`.
     Wgpu,
+    /// `burn-cuda` on an NVIDIA GPU; needs the cargo feature `cuda`.
+    Cuda,
 }
 
 impl Backend {
     /// Every backend, compiled into this build or not (see [`Backend::is_compiled`]).
-    pub const ALL: [Backend; 3] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu];
+    pub const ALL: [Backend; 4] = [
+        Backend::Flex,
+        Backend::Ndarray,
+        Backend::Wgpu,
+        Backend::Cuda,
+    ];
 
     /// The lowercase name used in configs, on the command line and in serde
-    /// (`flex`, `ndarray`, `wgpu`); [`FromStr`] parses it back.
+    /// (`flex`, `ndarray`, `wgpu`, `cuda`); [`FromStr`] parses it back.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Flex => "flex",
             Backend::Ndarray => "ndarray",
             Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
         }
     }
 
@@ -42,36 +51,56 @@ impl Backend {
         match self {
             Backend::Flex | Backend::Ndarray => true,
             Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::Cuda => cfg!(feature = "cuda"),
         }
     }
 
     /// The device to run on. `index` picks the n-th discrete GPU for `wgpu` (default: wgpu's
-    /// preferred adapter) and is ignored by the CPU backends. Always pass the device explicitly:
-    /// with `wgpu` compiled in, burn's `Device::default()` would pick the GPU.
+    /// preferred adapter) or the n-th CUDA device (default: the first), and is ignored by the
+    /// CPU backends. A GPU device is opened here, so that a machine without one gets an error
+    /// rather than a panic in the first kernel. Always pass the device explicitly: with a GPU
+    /// backend compiled in, burn's `Device::default()` would pick the GPU.
     pub fn device(self, index: Option<usize>) -> Result<Device, NnError> {
         match self {
             Backend::Flex => Ok(Device::flex()),
             #[allow(deprecated)] // burn deprecates ndarray in favour of flex; our users want it
             Backend::Ndarray => Ok(Device::ndarray()),
             Backend::Wgpu => wgpu_device(index),
+            Backend::Cuda => cuda_device(index),
         }
     }
 }
 
-/// What `device` runs on, for logs and reports: `cpu` for the CPU backends, the adapter's name
-/// (e.g. `NVIDIA H100 80GB HBM3`, `llvmpipe (LLVM 15.0.6, 256 bits)`) for wgpu.
+/// What `device` runs on, for logs and reports: `cpu` for the CPU backends, the GPU's name
+/// (e.g. `NVIDIA H100 80GB HBM3`, `llvmpipe (LLVM 15.0.6, 256 bits)`) for wgpu and cuda.
 pub fn adapter_name(device: &Device) -> String {
-    #[cfg(feature = "wgpu")]
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
     if let Some(identity) = device.identity() {
         return identity.name;
     }
-    #[cfg(not(feature = "wgpu"))]
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
     let _ = device;
     "cpu".into()
 }
 
-/// Opens the wgpu device, so that a machine without a usable adapter (no GPU, no Vulkan/Metal
-/// driver) gets an error here rather than a panic inside the first kernel launch.
+/// Opens `device`: cubecl reports a missing GPU, driver or runtime library by panicking, and
+/// its message is the useful part, returned as the error.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn open(device: Device) -> Result<Device, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| device.identity()));
+    std::panic::set_hook(hook);
+    match opened {
+        Ok(_) => Ok(device),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the device could not be opened".into())),
+    }
+}
+
 #[cfg(feature = "wgpu")]
 fn wgpu_device(index: Option<usize>) -> Result<Device, NnError> {
     use burn::tensor::DeviceKind;
@@ -79,28 +108,13 @@ fn wgpu_device(index: Option<usize>) -> Result<Device, NnError> {
         Some(i) => DeviceKind::DiscreteGpu(i),
         None => DeviceKind::DefaultDevice,
     });
-    // cubecl reports a missing adapter by panicking; its message is the useful part
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| device.identity()));
-    std::panic::set_hook(hook);
-    match opened {
-        Ok(_) => Ok(device),
-        Err(panic) => {
-            let reason = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the adapter could not be opened".into());
-            Err(NnError::NoAdapter {
-                device: match index {
-                    Some(i) => format!("discrete GPU {i}"),
-                    None => "the default adapter".into(),
-                },
-                reason,
-            })
-        }
-    }
+    open(device).map_err(|reason| NnError::NoAdapter {
+        device: match index {
+            Some(i) => format!("discrete GPU {i}"),
+            None => "the default adapter".into(),
+        },
+        reason,
+    })
 }
 
 #[cfg(not(feature = "wgpu"))]
@@ -108,6 +122,25 @@ fn wgpu_device(_index: Option<usize>) -> Result<Device, NnError> {
     Err(NnError::BackendMissing {
         backend: "wgpu".into(),
         hint: "rebuild with `--features wgpu` (e.g. `cargo build --release -p mixtrain-cli --features wgpu`)".into(),
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(index: Option<usize>) -> Result<Device, NnError> {
+    open(Device::cuda(index.unwrap_or(0))).map_err(|reason| NnError::NoCudaDevice {
+        device: match index {
+            Some(i) => format!("CUDA device {i}"),
+            None => "the default CUDA device".into(),
+        },
+        reason,
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_index: Option<usize>) -> Result<Device, NnError> {
+    Err(NnError::BackendMissing {
+        backend: "cuda".into(),
+        hint: "rebuild with `--features cuda` (e.g. `cargo build --release -p mixtrain-cli --features cuda`)".into(),
     })
 }
 
@@ -137,13 +170,8 @@ mod tests {
         for b in Backend::ALL {
             assert_eq!(b.name().parse::<Backend>().unwrap(), b);
         }
-        assert!(
-            "cuda"
-                .parse::<Backend>()
-                .unwrap_err()
-                .to_string()
-                .contains("cuda")
-        );
+        let e = "rocm".parse::<Backend>().unwrap_err().to_string();
+        assert!(e.contains("rocm") && e.contains("cuda"), "{e}");
     }
 
     #[test]
@@ -157,5 +185,29 @@ mod tests {
     fn missing_wgpu_is_a_clear_error() {
         let e = Backend::Wgpu.device(None).unwrap_err().to_string();
         assert!(e.contains("wgpu") && e.contains("--features wgpu"), "{e}");
+    }
+
+    /// With CUDA compiled in, a machine without an NVIDIA GPU, driver or NVRTC gets an error
+    /// that says so, never a panic; with one, the device opens and names the GPU.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_opens_or_refuses_by_name() {
+        match Backend::Cuda.device(Some(0)) {
+            Ok(device) => assert_ne!(adapter_name(&device), "cpu"),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.starts_with("no CUDA device: cannot open CUDA device 0: "),
+                    "{e}"
+                );
+            }
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn missing_cuda_is_a_clear_error() {
+        let e = Backend::Cuda.device(Some(1)).unwrap_err().to_string();
+        assert!(e.contains("cuda") && e.contains("--features cuda"), "{e}");
     }
 }

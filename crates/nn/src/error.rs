@@ -70,7 +70,7 @@ pub enum NnError {
     /// The backend asked for needs a cargo feature this build lacks.
     #[error("backend {backend} is not compiled into this build: {hint}")]
     BackendMissing {
-        /// The backend's name (`wgpu`).
+        /// The backend's name (`wgpu`, `cuda`).
         backend: String,
         /// How to rebuild with it.
         hint: String,
@@ -87,7 +87,20 @@ pub enum NnError {
         /// cubecl's panic message.
         reason: String,
     },
-    /// A backend name that is not `flex`, `ndarray` or `wgpu` (the string given).
-    #[error("unknown backend {0:?}: expected flex, ndarray or wgpu")]
+    /// CUDA is compiled in but no device opens (no NVIDIA GPU, or its driver or NVRTC is not
+    /// found at run time).
+    #[error(
+        "no CUDA device: cannot open {device}: {reason} (the NVIDIA driver's libcuda and NVRTC's \
+         libnvrtc are loaded at run time: an NVIDIA GPU with its driver, and libnvrtc on the \
+         library path, e.g. from the nvidia-cuda-nvrtc wheel PyTorch installs)"
+    )]
+    NoCudaDevice {
+        /// The device asked for: `CUDA device <i>` or `the default CUDA device`.
+        device: String,
+        /// cubecl's (or cudarc's) panic message.
+        reason: String,
+    },
+    /// A backend name that is not `flex`, `ndarray`, `wgpu` or `cuda` (the string given).
+    #[error("unknown backend {0:?}: expected flex, ndarray, wgpu or cuda")]
     UnknownBackend(String),
 }
