@@ -218,7 +218,7 @@ def load_weights(net, path):
 def specs(y, classes=10):
     """C such that C z = z_y - z_j for every j != y: [n, classes - 1, classes]."""
     import torch
-    eye = torch.eye(classes)
+    eye = torch.eye(classes, device=y.device)
     c = eye[y].unsqueeze(1) - eye.unsqueeze(0)
     keep = torch.arange(classes).unsqueeze(0) != y.unsqueeze(1)
     return c[keep].view(y.shape[0], classes - 1, classes)
@@ -228,9 +228,9 @@ def robust_ce(lower):
     """Cross-entropy of the worst-case logits: -lower margins beside 0 for the true class."""
     import torch
     import torch.nn.functional as F
-    zeros = torch.zeros(lower.shape[0], 1)
+    zeros = torch.zeros(lower.shape[0], 1, device=lower.device)
     return F.cross_entropy(torch.cat([zeros, -lower], dim=1),
-                           torch.zeros(lower.shape[0], dtype=torch.long))
+                           torch.zeros(lower.shape[0], dtype=torch.long, device=lower.device))
 
 
 def box(x, eps):
@@ -288,7 +288,7 @@ class Step:
         self.plain = nn.Sequential(*list(net)[1 if args.model == "cifar_small" else 0:])
         if peer == "auto_LiRPA":
             from auto_LiRPA import BoundedModule
-            self.bounded = BoundedModule(self.plain, self.normalize(x0), device="cpu")
+            self.bounded = BoundedModule(self.plain, self.normalize(x0), device=args.device)
         if peer == "symbolic_interval":
             from symbolic_interval.symbolic_network import sym_interval_analyze
             self.sym = sym_interval_analyze
@@ -322,7 +322,8 @@ class Step:
 
     def symbolic(self, x, y):
         """The authors' symbolic robust cross-entropy on (x, y)."""
-        loss, _ = self.sym(self.plain, self.symbolic_eps(), self.normalize(x), y, use_cuda=False)
+        loss, _ = self.sym(self.plain, self.symbolic_eps(), self.normalize(x), y,
+                           use_cuda=self.args.device == "cuda")
         return loss
 
     def normalize(self, x):
@@ -330,7 +331,7 @@ class Step:
         import torch
         if self.args.model != "cifar_small":
             return x
-        return (x - torch.tensor(CIFAR_MEAN).view(1, -1, 1, 1)) / CIFAR_STD[0]
+        return (x - torch.tensor(CIFAR_MEAN, device=x.device).view(1, -1, 1, 1)) / CIFAR_STD[0]
 
     def symbolic_eps(self):
         """eps in the normalised inputs symbolic_interval sees (it clips the box to the
@@ -384,21 +385,30 @@ VERIFY_ROWS = {
 }
 
 
+def clock(args):
+    """Seconds now, after the GPU's queued work when on one (its kernels run asynchronously)."""
+    import torch
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 def train_time(args):
     import torch
     x, y = tensors(args.dataset, args.data, "train", args.images)
-    net = build(args.model)
+    x, y = x.to(args.device), y.to(args.device)
+    net = build(args.model).to(args.device)
     step = Step(args.row, args.peer, net, args, x[:args.batch])
     opt = torch.optim.Adam(step.parameters(), lr=1e-3)
     batches = x.shape[0] // args.batch
-    start = time.perf_counter()
+    start = clock(args)
     for b in range(batches):
         xb, yb = x[b * args.batch:(b + 1) * args.batch], y[b * args.batch:(b + 1) * args.batch]
         loss = step.loss(xb, yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    seconds = time.perf_counter() - start
+    seconds = clock(args) - start
     return {"images": batches * args.batch, "seconds": seconds, "final_loss": loss.item()}
 
 
@@ -406,11 +416,13 @@ def verify_time(args):
     import torch
     peer, method = VERIFY_ROWS[args.row]
     x, y = tensors(args.dataset, args.data, "test", args.images)
+    x, y = x.to(args.device), y.to(args.device)
     net = build(args.model)
     load_weights(net, args.weights)
+    net = net.to(args.device)
     step = Step(args.row, peer, net, args, x[:args.batch])
     verified = 0
-    start = time.perf_counter()
+    start = clock(args)
     with torch.no_grad():
         for b in range(0, x.shape[0], args.batch):
             xb, yb = x[b:b + args.batch], y[b:b + args.batch]
@@ -418,13 +430,13 @@ def verify_time(args):
                 from symbolic_interval.symbolic_network import Interval_Bound
                 # the upper bounds of z_j - z_y; verified when every j != y is below 0
                 wc = Interval_Bound(step.plain, step.symbolic_eps(), method="sym",
-                                    use_cuda=False)(step.normalize(xb), yb)
+                                    use_cuda=args.device == "cuda")(step.normalize(xb), yb)
                 wc = wc.scatter(1, yb.unsqueeze(1), float("-inf"))
                 verified += int((wc.max(1)[0] < 0).sum())
             else:
                 lower = step.bounds(yb, method, xb)
                 verified += int((lower.min(1)[0] > 0).sum())
-    seconds = time.perf_counter() - start
+    seconds = clock(args) - start
     return {"images": x.shape[0], "seconds": seconds, "verified": verified}
 
 
@@ -448,6 +460,8 @@ def main():
     parser.add_argument("--weights")
     parser.add_argument("--symint", default=os.environ.get("SYMINT_PATH"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="where PyTorch runs (cuda: the GPU check, scripts/gpu-check.sh)")
     args = parser.parse_args()
 
     if args.command == "versions":
@@ -476,7 +490,8 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out = verify_time(args) if args.row in VERIFY_ROWS else train_time(args)
-    out.update({"row": args.row, "peer": peer, "threads": torch.get_num_threads()})
+    out.update({"row": args.row, "peer": peer, "threads": torch.get_num_threads(),
+                "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"})
     print(json.dumps(out))
 
 

@@ -10,6 +10,8 @@
 //!   [--epoch mnist|cifar [--epoch-only]]`: run the criterion benches (and time a training epoch per
 //!   method) and
 //!   write `target/bench-report/report.{md,json}`; see `bench.rs`.
+//! - `cargo xtask gpu-report FILE`: the report of `scripts/gpu-check.sh run` (a GPU machine's)
+//!   as markdown; see `gpu.rs`.
 //! - `cargo xtask bench --peers [--quick] [--repeats N] [--python PY] [--symint DIR] [--threads N]
 //!   [--models mnist_small,cifar_small] [--data DIR] [--mirror DIR]`: time ours and the peers
 //!   (`bench/peers.py`) alternately and write `target/bench-report/peers.{md,json}`; see
@@ -24,6 +26,7 @@ use anyhow::{Context, Result, bail};
 use mixtrain_data::{DataDir, Manifest, Source};
 
 mod bench;
+mod gpu;
 mod peers;
 
 fn workspace_root() -> PathBuf {
@@ -94,12 +97,21 @@ fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
         bail!(
-            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--backend flex|ndarray|wgpu|cuda [--device I]] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]] | cargo xtask bench --peers [--quick] [--repeats N] [--python PY] [--symint DIR] [--threads N] [--models LIST] [--data DIR] [--mirror DIR]"
+            "usage: cargo xtask fetch <dataset> [--mirror DIR] [--data DIR] | cargo xtask train <preset> [flags] | cargo xtask bench [--quick] [--backend flex|ndarray|wgpu|cuda [--device I]] [--baseline FILE | --baseline-ref REF] [--threshold PCT] [--epoch mnist|cifar [--epoch-only]] | cargo xtask bench --peers [--quick] [--repeats N] [--python PY] [--symint DIR] [--threads N] [--models LIST] [--data DIR] [--mirror DIR] | cargo xtask gpu-report FILE"
         );
     }
     let task = args.remove(0);
     if task == "bench" {
         return run_bench(args);
+    }
+    if task == "gpu-report" {
+        let [file] = args.as_slice() else {
+            bail!(
+                "usage: cargo xtask gpu-report <gpu-report.jsonl> (what scripts/gpu-check.sh run wrote)"
+            );
+        };
+        println!("{}", gpu::report(Path::new(file))?);
+        return Ok(());
     }
     let data = data_dir(take_flag(&mut args, "--data")?.map(PathBuf::from));
     let mirror = take_flag(&mut args, "--mirror")?
@@ -148,7 +160,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        other => bail!("unknown task {other:?}: expected fetch, train or bench"),
+        other => bail!("unknown task {other:?}: expected fetch, train, bench or gpu-report"),
     }
 }
 
