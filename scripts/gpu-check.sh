@@ -68,10 +68,11 @@ print(json.dumps(out))
 EOF
 }
 
-# within_budget STEP: whether there is time left to start STEP (else it is recorded as skipped)
+# within_budget STEP SIDE: whether there is time left to start STEP on SIDE (else it is recorded
+# as not started)
 within_budget() {
   if [ $(( $(date +%s) - start )) -ge "$budget" ]; then
-    record kind=error step="$1" message="not started: the run's ${budget} s were spent"
+    record kind=error step="$1" side="$2" message="not started: the run's ${budget} s were spent"
     return 1
   fi
 }
@@ -80,7 +81,7 @@ within_budget() {
 ours() {
   local backend=$1 step=$2
   shift 2
-  within_budget "$step" || return
+  within_budget "$step" "$backend" || return
   local log="$out/$backend-$step.log"
   timeout "$step_timeout" "$gpu/mixtrain" "$@" --backend "$backend" >"$log" 2>&1
   local status=$?
@@ -108,7 +109,7 @@ EOF
 pytorch() {
   local step=$1
   shift
-  within_budget "$step" || return
+  within_budget "$step" pytorch || return
   local log="$out/pytorch-$step.log"
   if PYTHONPATH="$gpu:${PYTHONPATH:-}" timeout "$step_timeout" python3 bench/peers.py time \
     --device cuda --model mnist_small --dataset mnist --data datasets/cache "$@" >"$log" 2>&1; then
@@ -160,7 +161,7 @@ print(os.path.dirname(sorted(hits)[0]) if hits else "")')
   # parity with the CPU: each GPU backend's line of the suite, and its verdict
   if [ ! -x "$gpu/parity" ]; then
     record kind=parity backend=all status=missing detail="no $gpu/parity: run prepare first"
-  elif within_budget parity; then
+  elif within_budget parity all; then
     timeout 240 "$gpu/parity" --nocapture >"$out/parity.log" 2>&1
     local status=$?
     for backend in wgpu cuda; do
@@ -182,21 +183,26 @@ print(os.path.dirname(sorted(hits)[0]) if hits else "")')
     --set final_eval.pgd_steps=0 --set 'final_eval.domain="interval"' --data datasets/cache)
   local eval=(eval --model mnist_small --weights "$weights" --dataset mnist --data datasets/cache
     --eps 0.1 --no-float-sound --json)
-  for backend in ${BACKENDS:-cuda wgpu}; do
-    ours "$backend" natural "${epoch[@]}" --method natural --out "$out/$backend-natural"
-    ours "$backend" ibp "${epoch[@]}" --method ibp --out "$out/$backend-ibp"
-    ours "$backend" crown-ibp "${epoch[@]}" --method crown-ibp \
-      --set eps_schedule.ramp_epochs=1000.0 --out "$out/$backend-crown-ibp"
-    ours "$backend" mixtrain "${epoch[@]}" --method mixtrain --k 5 --out "$out/$backend-mixtrain"
-    ours "$backend" verify-crown "${eval[@]}" --domain crown
-    ours "$backend" verify-alpha-crown "${eval[@]}" --domain alpha-crown
-  done
   local train=(--images "$images" --eps 0.1)
+  # step by step, each GPU backend of ours and then PyTorch, so that whatever the budget leaves
+  # out, the steps that ran were timed on both sides in the same run
+  local backends=(${BACKENDS:-cuda wgpu})
+  for b in "${backends[@]}"; do ours "$b" natural "${epoch[@]}" --method natural --out "$out/$b-natural"; done
   pytorch natural --row natural --peer PyTorch "${train[@]}"
+  for b in "${backends[@]}"; do ours "$b" ibp "${epoch[@]}" --method ibp --out "$out/$b-ibp"; done
   pytorch ibp --row ibp --peer PyTorch "${train[@]}"
+  for b in "${backends[@]}"; do
+    ours "$b" crown-ibp "${epoch[@]}" --method crown-ibp --set eps_schedule.ramp_epochs=1000.0 \
+      --out "$out/$b-crown-ibp"
+  done
   pytorch crown-ibp --row crown-ibp --peer auto_LiRPA "${train[@]}"
+  for b in "${backends[@]}"; do
+    ours "$b" mixtrain "${epoch[@]}" --method mixtrain --k 5 --out "$out/$b-mixtrain"
+  done
   pytorch mixtrain --row mixtrain --peer auto_LiRPA "${train[@]}"
+  for b in "${backends[@]}"; do ours "$b" verify-crown "${eval[@]}" --domain crown; done
   pytorch verify-crown --row verify-crown --images 10000 --eps 0.1 --weights "$weights"
+  for b in "${backends[@]}"; do ours "$b" verify-alpha-crown "${eval[@]}" --domain alpha-crown; done
   record kind=done seconds=$(( $(date +%s) - start ))
   echo "report: $report"
 }
