@@ -439,12 +439,28 @@ fn baseline(root: &Path, opts: &Options) -> Result<Option<(String, Report)>> {
     Ok(None)
 }
 
+impl Machine {
+    /// The machine in a report's words: CPU, cores, OS, rustc, and how busy other work kept the
+    /// CPU before and after.
+    pub(crate) fn summary(&self) -> String {
+        let busy = |b: Option<f64>| b.map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0));
+        format!(
+            "{} ({} cores), {}, {}; CPU busy with other work before {}, after {}",
+            self.cpu,
+            self.cores,
+            self.os,
+            self.rustc,
+            busy(self.busy_before),
+            busy(self.busy_after)
+        )
+    }
+}
+
 fn markdown(r: &Report, threshold: f64) -> String {
     let m = &r.machine;
     let load = |l: Option<f64>| l.map_or("n/a".into(), |v| format!("{v:.2}"));
-    let busy = |b: Option<f64>| b.map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0));
     let mut s = format!(
-        "# Benchmark report\n\n{} · commit {} · {} · backend {}{}\n\nMachine: {} ({} cores), {}, {}. CPU busy (other processes) before {}, after {}; load average (1 min) before {}, after {}.\n\n",
+        "# Benchmark report\n\n{} · commit {} · {} · backend {}{}\n\nMachine: {}; load average (1 min) before {}, after {}.\n\n",
         r.date,
         r.commit,
         if r.quick { "quick mode" } else { "full mode" },
@@ -452,12 +468,7 @@ fn markdown(r: &Report, threshold: f64) -> String {
         r.baseline
             .as_ref()
             .map_or(String::new(), |b| format!(" · baseline {b}")),
-        m.cpu,
-        m.cores,
-        m.os,
-        m.rustc,
-        busy(m.busy_before),
-        busy(m.busy_after),
+        m.summary(),
         load(m.load_before),
         load(m.load_after),
     );

@@ -638,11 +638,9 @@ fn markdown(r: &Report) -> String {
             .unwrap_or("not installed")
             .to_string()
     };
-    let busy = |b: Option<f64>| b.map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0));
     let mut s = format!(
         "# Ours and the peers, side by side\n\n{} · commit {} · {} · {} repeats in {:.1} min\n\n\
-         Machine: {} ({} cores), {}, {}; CPU busy with other work before {}, after the run {}; \
-         {} threads on each side. Python {}, PyTorch {}, \
+         Machine: {}; {} threads on each side. Python {}, PyTorch {}, \
          auto_LiRPA {}, symbolic_interval {}.\n\n\
          Each repeat times ours and then each peer, row by row, on the same images, batch and \
          eps; a figure is the median over the repeats (± the median absolute deviation). \
@@ -657,12 +655,7 @@ fn markdown(r: &Report) -> String {
         if r.quick { "quick mode" } else { "full mode" },
         r.repeats,
         r.seconds / 60.0,
-        m.cpu,
-        m.cores,
-        m.os,
-        m.rustc,
-        busy(m.busy_before),
-        busy(m.busy_after),
+        m.summary(),
         r.threads,
         version("python"),
         version("torch"),
