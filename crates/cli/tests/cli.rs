@@ -328,7 +328,7 @@ fn bad_input_gets_a_clear_error() {
     std::fs::write(&cfg, "epochs = \"ten\"\n").unwrap();
     fails_with(&["train", "--config", cfg.to_str().unwrap()], "bad.toml");
     fails_with(&["train", "--preset", "imagenet"], "mnist");
-    fails_with(&["train", "--backend", "cuda"], "cuda");
+    fails_with(&["train", "--backend", "rocm"], "rocm");
     fails_with(&["train", "--set", "optimizer.lr=-1"], "optimizer.lr");
     fails_with(&["train", "--method", "magic"], "magic");
     fails_with(&["fetch", "svhn"], "svhn");
@@ -349,6 +349,8 @@ fn bad_input_gets_a_clear_error() {
     };
     #[cfg(not(feature = "wgpu"))]
     eval("mnist_small", "x", "wgpu", "--features wgpu");
+    #[cfg(not(feature = "cuda"))]
+    eval("mnist_small", "x", "cuda", "--features cuda");
     eval(
         "mnist_small",
         "/nonexistent.safetensors",
