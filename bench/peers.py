@@ -293,10 +293,6 @@ class Step:
             from symbolic_interval.symbolic_network import sym_interval_analyze
             self.sym = sym_interval_analyze
 
-    def parameters(self):
-        """What the optimiser updates: auto_LiRPA's bounded module holds its own copies."""
-        return (self.bounded if self.peer == "auto_LiRPA" else self.net).parameters()
-
     def bounded_input(self, x):
         """x with its box, for auto_LiRPA."""
         from auto_LiRPA import BoundedTensor
@@ -399,7 +395,8 @@ def train_time(args):
     x, y = x.to(args.device), y.to(args.device)
     net = build(args.model).to(args.device)
     step = Step(args.row, args.peer, net, args, x[:args.batch])
-    opt = torch.optim.Adam(step.parameters(), lr=1e-3)
+    # auto_LiRPA's bounded module holds net's own parameters (the same objects)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     batches = x.shape[0] // args.batch
     start = clock(args)
     for b in range(batches):

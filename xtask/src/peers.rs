@@ -210,9 +210,9 @@ impl Side {
     /// Median seconds per image, and the median absolute deviation over it.
     pub fn median(&self) -> Option<(f64, f64)> {
         let per: Vec<f64> = self.timings.iter().map(Timing::per_image).collect();
-        let median = median(&per)?;
-        let deviations: Vec<f64> = per.iter().map(|t| (t - median).abs()).collect();
-        Some((median, median_or_zero(&deviations) / median))
+        let mid = median(&per)?;
+        let deviations: Vec<f64> = per.iter().map(|t| (t - mid).abs()).collect();
+        Some((mid, median(&deviations).unwrap_or(0.0) / mid))
     }
 
     pub fn busy(&self) -> bool {
@@ -228,10 +228,6 @@ fn median(values: &[f64]) -> Option<f64> {
         n if n % 2 == 1 => Some(v[n / 2]),
         n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
-}
-
-fn median_or_zero(values: &[f64]) -> f64 {
-    median(values).unwrap_or(0.0)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

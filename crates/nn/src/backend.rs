@@ -119,10 +119,7 @@ fn wgpu_device(index: Option<usize>) -> Result<Device, NnError> {
 
 #[cfg(not(feature = "wgpu"))]
 fn wgpu_device(_index: Option<usize>) -> Result<Device, NnError> {
-    Err(NnError::BackendMissing {
-        backend: "wgpu".into(),
-        hint: "rebuild with `--features wgpu` (e.g. `cargo build --release -p mixtrain-cli --features wgpu`)".into(),
-    })
+    Err(missing(Backend::Wgpu))
 }
 
 #[cfg(feature = "cuda")]
@@ -138,10 +135,19 @@ fn cuda_device(index: Option<usize>) -> Result<Device, NnError> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_device(_index: Option<usize>) -> Result<Device, NnError> {
-    Err(NnError::BackendMissing {
-        backend: "cuda".into(),
-        hint: "rebuild with `--features cuda` (e.g. `cargo build --release -p mixtrain-cli --features cuda`)".into(),
-    })
+    Err(missing(Backend::Cuda))
+}
+
+/// A GPU backend this build lacks: the cargo feature of its name brings it in.
+#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+fn missing(backend: Backend) -> NnError {
+    NnError::BackendMissing {
+        backend: backend.name().into(),
+        hint: format!(
+            "rebuild with `--features {backend}` (e.g. `cargo build --release -p mixtrain-cli \
+             --features {backend}`)"
+        ),
+    }
 }
 
 impl FromStr for Backend {
