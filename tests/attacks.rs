@@ -1,13 +1,15 @@
 //! Attacks on the MixTrain authors' networks and real MNIST: no attack breaks a point the
-//! bounds engine verified, and PGD breaks a naturally trained network at a large radius.
+//! bounds engine verified, PGD breaks a naturally trained network at a large radius, and an
+//! evaluation that bounds only the points PGD leaves gets the figures of one that bounds all.
 
 mod common;
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mixtrain::attack::{Attack, IntervalAttack, Pgd};
-use mixtrain::bounds::{DomainKind, InputDomain, InputSet};
+use mixtrain::bounds::{DomainKind, InputDomain, InputSet, Verifier};
 use mixtrain::data::Split;
 use mixtrain::nn::{Backend, Network, zoo};
+use mixtrain::train::{Robustness, robustness};
 
 /// The authors' network `name` (a role of `mixtrain-reference`) and the first `n` MNIST test
 /// images.
@@ -84,4 +86,49 @@ fn pgd_breaks_a_naturally_trained_network_at_eps_0_3() {
     // Measured: 200 of 200 correct, none survives PGD-20.
     assert!(clean >= 190, "clean {clean} of 200");
     assert!(robust <= 10, "{robust} of 200 survive PGD at eps 0.3");
+}
+
+#[test]
+fn bounding_only_what_pgd_leaves_changes_no_figure() {
+    let device = Backend::Flex.device(None).unwrap();
+    let arch = zoo::architecture("mnist_small").unwrap();
+    let net = Network::load_weights(&arch, &common::reference("mixtrain-eps0.3"), &device).unwrap();
+    let test = mixtrain::data::load("mnist", Split::Test, common::mnist_dir())
+        .unwrap()
+        .take(200);
+    let verifier = Verifier::new(DomainKind::Crown);
+    let pgd = Pgd::new(0.3, 0.05, 10);
+    let evaluate = |bound_all| {
+        let spec = Robustness {
+            eps: 0.3,
+            input_domain: InputDomain::Unit,
+            verifier: Some(&verifier),
+            attack: Some(&pgd),
+            bound_all,
+        };
+        let mut tallies = Vec::new();
+        device.seed(7);
+        let result =
+            robustness(&net, &test, &spec, 80, &device, &mut |t| tallies.push(*t)).unwrap();
+        (result, tallies)
+    };
+    let (skipping, tallies) = evaluate(false);
+    let (all, _) = evaluate(true);
+    assert_eq!(skipping.verified_acc, all.verified_acc);
+    assert_eq!(skipping.attack_acc, all.attack_acc);
+    assert_eq!(skipping.clean_acc, all.clean_acc);
+    assert_eq!(all.bounded, 200);
+    let robust = skipping.attack_acc.unwrap();
+    assert_eq!(skipping.bounded as f64, (robust * 200.0).round());
+    // not vacuous: PGD broke correctly classified points, which were then not bounded, and
+    // some were verified
+    assert!(robust < skipping.clean_acc, "{skipping:?}");
+    let verified = skipping.verified_acc.unwrap();
+    assert!(verified > 0.3 && verified <= robust, "{skipping:?}");
+    // progress: counts that only grow, ending with every point decided
+    assert!(tallies.windows(2).all(|w| w[0].done <= w[1].done));
+    let last = tallies.last().unwrap();
+    assert_eq!(last.done, 200);
+    assert_eq!(last.verified + last.falsified + last.unknown, 200);
+    assert_eq!(last.verified as f64, (verified * 200.0).round());
 }

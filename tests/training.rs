@@ -1,6 +1,7 @@
 //! Natural training end to end on real MNIST (small subsets, so that the suite stays fast):
-//! it learns, a resumed run equals an uninterrupted one, and a diverging loss stops the run
-//! with an error that names where.
+//! it learns, a resumed run equals an uninterrupted one, a diverging loss stops the run
+//! with an error that names where, and a run trained at a larger radius than it verifies
+//! ramps to the one and is evaluated at the other.
 
 mod common;
 
@@ -249,4 +250,33 @@ fn cifar_resnet_trains_and_verifies_on_the_sample() {
         f.vra,
         f.clean_acc
     );
+}
+
+#[test]
+fn a_run_trains_at_train_eps_and_verifies_at_eps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(2);
+    c.method = Method::Ibp;
+    c.train_limit = Some(700);
+    c.val_size = 100;
+    c.test_limit = Some(100);
+    c.eps_schedule.ramp_epochs = 1.0;
+    c.train_eps = Some(0.15);
+    let summary = mixtrain::train::run(&c, &options(dir.path())).unwrap();
+    let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let eps: Vec<f64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["eps"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // the ramp ends at train_eps (after the first epoch), the evaluation is at eps
+    assert_eq!(eps.len(), 2);
+    assert!((eps[1] - 0.15).abs() < 1e-9, "{eps:?}");
+    let final_eval = summary.final_eval.unwrap();
+    assert_eq!(final_eval.eps, 0.1);
+    let saved = TrainConfig::from_file(&dir.path().join("config.toml")).unwrap();
+    assert_eq!(saved.train_eps, Some(0.15));
 }

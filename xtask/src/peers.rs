@@ -479,7 +479,7 @@ impl Job<'_> {
                         .arg(weights)
                         .args(["--limit", &n.to_string(), "--eps", &set.eps.to_string()])
                         .args(["--domain", domain, "--bound-batch-size", &batch.to_string()])
-                        .args(["--no-float-sound", "--json"])
+                        .args(["--no-float-sound", "--bound-all", "--json"])
                         .env("RAYON_NUM_THREADS", self.threads.to_string()),
                 )?;
                 let json: serde_json::Value = serde_json::from_str(

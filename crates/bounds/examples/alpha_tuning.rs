@@ -54,6 +54,7 @@ fn main() -> Result<(), Error> {
                     iterations,
                     step,
                     intermediate,
+                    time_limit: None,
                 });
             }
         }
@@ -109,6 +110,7 @@ fn main() -> Result<(), Error> {
             iterations,
             step,
             intermediate,
+            ..
         } = alpha;
         run(
             format!(
@@ -130,5 +132,6 @@ fn setting(s: &str) -> Result<AlphaCrown, Error> {
         intermediate: intermediate.parse()?,
         iterations: iterations.parse()?,
         step: step.parse()?,
+        time_limit: None,
     })
 }

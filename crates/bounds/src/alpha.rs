@@ -23,6 +23,8 @@
 //! Only the points the cheaper bounds leave undecided are optimised ([`AlphaCrown::refine`]),
 //! and the loop stops once every one of them is verified.
 
+use std::time::{Duration, Instant};
+
 use burn::module::Module;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 use mixtrain_nn::{ActShape, Layer, Network};
@@ -56,6 +58,11 @@ pub struct AlphaCrown {
     pub step: f32,
     /// Where the bounds in front of the ReLUs come from.
     pub intermediate: Intermediate,
+    /// Seconds per optimised point after which the slopes stop climbing (none: all
+    /// `iterations`). Every iterate is sound, so the limit costs tightness, never soundness; it
+    /// bounds the cost where unstable neurons abound (an undertrained network), whose
+    /// intermediate passes carry a row per unstable neuron and can cost seconds a point.
+    pub time_limit: Option<f64>,
 }
 
 /// The pre-activation bounds alpha-CROWN relaxes the ReLUs with.
@@ -111,6 +118,9 @@ impl std::str::FromStr for Intermediate {
     }
 }
 
+/// [`AlphaCrown::time_limit`]'s default, seconds per point (chosen in `docs/bounds.md`).
+const TIME_LIMIT: f64 = 0.5;
+
 impl Default for AlphaCrown {
     /// Chosen on MNIST's validation split with the MixTrain authors' eps-0.3 network
     /// (`docs/bounds.md`).
@@ -119,6 +129,7 @@ impl Default for AlphaCrown {
             iterations: 20,
             step: 0.3,
             intermediate: Intermediate::Optimised,
+            time_limit: Some(TIME_LIMIT),
         }
     }
 }
@@ -207,6 +218,7 @@ impl AlphaCrown {
         labels: &Tensor<1, Int>,
         pre_relu: PreRelu,
     ) -> Result<(Tensor<2>, PreRelu), BoundsError> {
+        let start = Instant::now();
         let (body, _) = body_and_last(net, set, labels)?;
         let input = ActShape::Image(net.architecture().input);
         let targets = self.targets(body);
@@ -241,6 +253,9 @@ impl AlphaCrown {
         let mut best_alphas = alphas[..relus].to_vec();
         let mut best: Option<Tensor<2>> = None;
         let mut adam = Adam::new(&alphas, self.step);
+        let deadline = self
+            .time_limit
+            .map(|limit| start + Duration::from_secs_f64(limit * set.len() as f64));
         for iteration in 0..=self.iterations {
             let leaves: Vec<Tensor<3>> = alphas
                 .iter()
@@ -267,7 +282,8 @@ impl AlphaCrown {
                 &mut [(&mut best_alphas, &alphas)],
             );
             best = Some(current.clone());
-            if iteration == self.iterations || all_verified(current, &labels_plain)? {
+            let late = deadline.is_some_and(|d| Instant::now() >= d);
+            if iteration == self.iterations || late || all_verified(current, &labels_plain)? {
                 break;
             }
             let grads = margins.sum().backward();

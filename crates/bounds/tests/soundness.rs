@@ -230,7 +230,7 @@ proptest! {
     }
 
     #[test]
-    fn alpha_crown_is_sound_and_never_looser_than_crown(arch in arch_strategy(), seed in any::<u64>(), eps in 0.0f32..0.3, iterations in 0usize..6, step in 0.01f32..2.0, intermediate in prop_oneof![Just(Intermediate::Forward), Just(Intermediate::Crown), Just(Intermediate::Optimised)], scale in 1.0f32..4.0) {
+    fn alpha_crown_is_sound_and_never_looser_than_crown(arch in arch_strategy(), seed in any::<u64>(), eps in 0.0f32..0.3, iterations in 0usize..6, step in 0.01f32..2.0, intermediate in prop_oneof![Just(Intermediate::Forward), Just(Intermediate::Crown), Just(Intermediate::Optimised)], time_limit in prop_oneof![Just(None), Just(Some(0.0))], scale in 1.0f32..4.0) {
         let dev = device();
         let net = scaled(Network::init(&arch, seed, &dev).unwrap(), scale);
         let [c, h, w] = arch.input;
@@ -238,7 +238,7 @@ proptest! {
         let x = Tensor::<4>::from_data(TensorData::new((0..n * c * h * w).map(|i| (((i as u64 * 2246822519) ^ seed) % 1000) as f32 / 1000.0).collect::<Vec<f32>>(), [n, c, h, w]), &dev);
         let set = InputSet::linf(x, eps, InputDomain::Unit).unwrap();
         let labels: Vec<i64> = (0..n as i64).map(|i| (i + seed as i64).rem_euclid(arch.classes as i64)).collect();
-        let alpha = AlphaCrown { iterations, step, intermediate };
+        let alpha = AlphaCrown { iterations, step, intermediate, time_limit };
         let margins = alpha.margins(&net, &set, label_tensor(&labels)).unwrap();
         let crown: Vec<f32> = DomainKind::Crown.margins(&net, &set, label_tensor(&labels)).unwrap().lower.into_data().try_to_vec().unwrap();
         let optimised: Vec<f32> = margins.lower.clone().into_data().try_to_vec().unwrap();

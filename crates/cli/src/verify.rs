@@ -1,14 +1,11 @@
 //! `mixtrain verify`: a verdict per test point, a JSON line each, resumable.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use mixtrain_bounds::{BranchAndBound, DomainKind, InputDomain, Intermediate, Verdict, Verifier};
-use mixtrain_train::{Examples, Tally, VerifyLog, VerifySettings, protocol, verify_points};
+use mixtrain_train::{Examples, PointProgress, VerifyLog, VerifySettings, protocol, verify_points};
 
 use crate::{AttackOpts, TestArgs, extend};
 
@@ -40,6 +37,10 @@ pub struct VerifyArgs {
     /// CROWN once) or optimised (their slopes optimised with the margins').
     #[arg(long)]
     alpha_intermediate: Option<Intermediate>,
+    /// alpha-CROWN's time per point, seconds, after which its slopes stop climbing (the bound
+    /// met so far is kept); 0: no limit, every --alpha-iterations [default: 0.5].
+    #[arg(long)]
+    alpha_time_limit: Option<f64>,
     /// Bounds in float32 as computed, without widening them by a bound of their rounding (by
     /// default every bound does, so that a verified point is verified for exact arithmetic).
     #[arg(long)]
@@ -95,6 +96,12 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     if let Some(i) = args.alpha_intermediate {
         verifier.alpha.intermediate = i;
     }
+    if let Some(limit) = args.alpha_time_limit {
+        if !(limit >= 0.0 && limit.is_finite()) {
+            bail!("--alpha-time-limit must be 0 (no limit) or a number of seconds, not {limit}");
+        }
+        verifier.alpha.time_limit = (limit > 0.0).then_some(limit);
+    }
     verifier.float_sound = !args.no_float_sound;
     if args.complete {
         verifier.complete = Some(BranchAndBound {
@@ -106,7 +113,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         });
         verifier.batch_size = 1;
     }
-    let mut progress = Progress::new(set.len(), args.complete);
+    let mut progress = PointProgress::new("verify", set.len(), args.complete, false);
     let attack = (!args.no_attack)
         .then(|| {
             args.attack_opts
@@ -219,72 +226,4 @@ fn save_counterexamples(
         path.display()
     );
     Ok(())
-}
-
-/// Points done, verified, falsified and unknown so far, elapsed and ETA: a bar on a terminal,
-/// plain lines otherwise (every tenth of the points; every point with branch and bound, whose
-/// points are slow).
-struct Progress {
-    bar: Option<ProgressBar>,
-    start: Instant,
-    next_line: usize,
-    every_point: bool,
-}
-
-impl Progress {
-    fn new(total: usize, every_point: bool) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "verify {bar:30} {pos}/{len} points, {msg} [{elapsed} < {eta}]",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        Self {
-            bar,
-            start: Instant::now(),
-            next_line: 0,
-            every_point,
-        }
-    }
-
-    fn update(&mut self, tally: &Tally) {
-        let Tally {
-            done,
-            total,
-            verified,
-            falsified,
-            unknown,
-        } = *tally;
-        let counts = format!("{verified} verified, {falsified} falsified, {unknown} unknown");
-        if let Some(bar) = &self.bar {
-            bar.set_position(done as u64);
-            bar.set_message(counts);
-        } else if done >= self.next_line && done < total {
-            let elapsed = self.start.elapsed().as_secs_f64();
-            let eta = match done {
-                0 => String::new(),
-                _ => format!(
-                    ", about {:.0} s left",
-                    elapsed / done as f64 * (total - done) as f64
-                ),
-            };
-            eprintln!("verify {done}/{total} points, {counts}, {elapsed:.0} s{eta}");
-            let step = if self.every_point {
-                1
-            } else {
-                total.div_ceil(10)
-            };
-            self.next_line = done + step.max(1);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }

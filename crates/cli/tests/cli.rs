@@ -712,6 +712,9 @@ fn verify_writes_a_line_per_point_and_resumes_a_killed_run() {
                 "alpha-crown",
                 "--alpha-iterations",
                 "3",
+                // no time limit: the resumed run must bound as the first did, however slow
+                "--alpha-time-limit",
+                "0",
                 "--json",
                 "--weights",
             ])
@@ -772,6 +775,24 @@ fn verify_writes_a_line_per_point_and_resumes_a_killed_run() {
         stderr.contains("verify.jsonl") && stderr.contains("eps 0.3"),
         "{stderr}"
     );
+    let weights = weights.to_str().unwrap();
+    for limit in ["--alpha-time-limit=-1", "--alpha-time-limit=inf"] {
+        fails_with(
+            &[
+                "verify",
+                "--model",
+                "mnist_small",
+                "--dataset",
+                "mnist",
+                "--eps",
+                "0.1",
+                "--weights",
+                weights,
+                limit,
+            ],
+            "--alpha-time-limit",
+        );
+    }
 }
 
 #[test]

@@ -4,14 +4,14 @@ use std::time::Instant;
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mixtrain_attack::Attack;
-use mixtrain_bounds::{BoundsError, InputDomain, InputSet, Verifier};
+use mixtrain_bounds::{BoundsError, InputDomain, InputSet, Verdict, Verifier, read_bools};
 use mixtrain_data::{Batch, ImageSet};
 use mixtrain_nn::{Network, write_atomic};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 use serde::Serialize;
 
-use crate::TrainError;
+use crate::{Tally, TrainError};
 
 /// Figures of one evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -103,53 +103,152 @@ pub fn evaluate(
     })
 }
 
-/// Figures of one verification run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct VerifyResult {
-    /// Points verified.
-    pub n: usize,
-    /// The L_inf radius, in pixel units.
+/// What a robustness evaluation runs on every point of a set, cheapest first: the clean
+/// pass, the attack (when there is one), then the verifier on the points neither decided. A
+/// sound verifier can verify neither a misclassified point nor one with a counterexample, so
+/// bounding them would cost time and change no figure; on a weak network they are most of the
+/// points and the costliest to bound.
+#[derive(Clone, Copy)]
+pub struct Robustness<'a> {
+    /// The L_inf radius, pixel units.
     pub eps: f64,
-    /// The bounds domain's name (`interval`, `symbolic`, `crown`, `crown-symbolic`, `alpha-crown`, `best`).
-    pub domain: &'static str,
-    /// The box pixels are clipped to: `unit` (`[0, 1]`) or `image` (each image's own range).
-    pub input_domain: &'static str,
-    /// Fraction of points both classified correctly and verified.
-    pub verified_acc: f64,
-    /// Whether the bounds accounted for float32 rounding.
-    pub float_sound: bool,
-    /// Wall-clock seconds, including moving the data to the device.
-    pub seconds: f64,
+    /// The box pixels are clipped to.
+    pub input_domain: InputDomain,
+    /// Bounds the points left; none: the clean pass and the attack only.
+    pub verifier: Option<&'a Verifier>,
+    /// Runs before the verifier; none: only misclassified points are left out.
+    pub attack: Option<&'a dyn Attack>,
+    /// Bound every point, decided or not: a throughput comparison with a tool that does.
+    pub bound_all: bool,
 }
 
-/// Verified robust accuracy of `net` on `set` at radius `eps` (pixel units) by `verifier`.
-/// Counts stay on the device until the end.
-pub fn verify(
+/// Figures of one robustness evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RobustnessResult {
+    /// Points evaluated.
+    pub n: usize,
+    /// The L_inf radius, pixel units.
+    pub eps: f64,
+    /// The box pixels are clipped to: `unit` (`[0, 1]`) or `image` (each image's own range).
+    pub input_domain: &'static str,
+    /// Fraction classified correctly.
+    pub clean_acc: f64,
+    /// Fraction classified correctly at every point the attack tried (none without an
+    /// attack): an upper bound on the robust accuracy.
+    pub attack_acc: Option<f64>,
+    /// Fraction both classified correctly and verified (none without a verifier).
+    pub verified_acc: Option<f64>,
+    /// The verifier's domain (`interval`, `symbolic`, `crown`, `crown-symbolic`,
+    /// `alpha-crown`, `best`).
+    pub domain: Option<&'static str>,
+    /// Whether the bounds accounted for float32 rounding.
+    pub float_sound: bool,
+    /// Points the verifier bounded: those the clean pass and the attack left open.
+    pub bounded: usize,
+    /// Wall-clock seconds of the clean pass and the attack.
+    pub attack_seconds: f64,
+    /// Wall-clock seconds of the bounds.
+    pub verify_seconds: f64,
+}
+
+/// Evaluates `net` on every point of `set` as `spec` says, `batch_size` points per clean pass
+/// and attack and the verifier's batch size per bound computation, reporting the counts to
+/// `progress` after each of those (a point is `falsified` when misclassified or broken by the
+/// attack, `unknown` when left open). The attack's random starts are the device's: seed it
+/// before for a repeatable figure.
+pub fn robustness(
     net: &Network,
     set: &ImageSet,
-    eps: f64,
-    verifier: &Verifier,
-    input_domain: InputDomain,
+    spec: &Robustness<'_>,
+    batch_size: usize,
     device: &Device,
-) -> Result<VerifyResult, TrainError> {
-    let (verified_acc, seconds) = fraction(set, verifier.batch_size, device, |x, y| {
-        let set = InputSet::linf(x.clone(), eps as f32, input_domain)?;
-        let ok = correct(net, x, y.clone());
-        Ok(verifier
-            .margins(net, &set, y)?
-            .verified()
-            .bool_and(ok)
-            .int()
-            .sum())
-    })?;
-    Ok(VerifyResult {
+    progress: &mut dyn FnMut(&Tally),
+) -> Result<RobustnessResult, TrainError> {
+    check_batch_size(batch_size)?;
+    let mut tally = Tally {
+        total: set.len(),
+        ..Tally::default()
+    };
+    let (mut classified, mut robust, mut bounded) = (0, 0, 0);
+    let (mut attack_seconds, mut verify_seconds) = (0.0, 0.0);
+    progress(&tally);
+    for batch in set.batches(batch_size, None) {
+        let n = batch.len();
+        let (x, y) = to_device(batch, device);
+        let clock = Instant::now();
+        let ok = correct(net, x.clone(), y.clone());
+        let unbroken = match spec.attack {
+            Some(attack) => attack.run(net, x.clone(), y.clone())?.broken.bool_not(),
+            None => ok.clone(),
+        };
+        let ok = read_bools(ok)?;
+        let unbroken = read_bools(unbroken)?;
+        attack_seconds += clock.elapsed().as_secs_f64();
+        let open: Vec<usize> = (0..n).filter(|&i| ok[i] && unbroken[i]).collect();
+        classified += ok.iter().filter(|&&ok| ok).count();
+        robust += open.len();
+        let Some(verifier) = spec.verifier else {
+            tally.done += n;
+            tally.falsified += n - open.len();
+            tally.unknown += open.len();
+            progress(&tally);
+            continue;
+        };
+        let rows: Vec<usize> = if spec.bound_all {
+            (0..n).collect()
+        } else {
+            open
+        };
+        tally.done += n - rows.len();
+        tally.falsified += n - rows.len();
+        progress(&tally);
+        for chunk in rows.chunks(verifier.batch_size.max(1)) {
+            let clock = Instant::now();
+            let select = Tensor::<1, Int>::from_data(
+                TensorData::new(
+                    chunk.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                    [chunk.len()],
+                ),
+                device,
+            );
+            let ball = InputSet::linf(
+                x.clone().select(0, select.clone()),
+                spec.eps as f32,
+                spec.input_domain,
+            )?;
+            let verdicts = verifier.verify(net, &ball, y.clone().select(0, select))?;
+            verify_seconds += clock.elapsed().as_secs_f64();
+            for (&i, point) in chunk.iter().zip(&verdicts) {
+                match point.verdict {
+                    Verdict::Verified if ok[i] => tally.verified += 1,
+                    Verdict::Unknown => tally.unknown += 1,
+                    _ => tally.falsified += 1,
+                }
+            }
+            bounded += chunk.len();
+            tally.done += chunk.len();
+            progress(&tally);
+        }
+    }
+    let fraction = |count: usize| {
+        if set.is_empty() {
+            0.0
+        } else {
+            count as f64 / set.len() as f64
+        }
+    };
+    Ok(RobustnessResult {
         n: set.len(),
-        eps,
-        domain: verifier.domain.name(),
-        input_domain: input_domain.name(),
-        verified_acc,
-        float_sound: verifier.float_sound,
-        seconds,
+        eps: spec.eps,
+        input_domain: spec.input_domain.name(),
+        clean_acc: fraction(classified),
+        attack_acc: spec.attack.map(|_| fraction(robust)),
+        verified_acc: spec.verifier.map(|_| fraction(tally.verified)),
+        domain: spec.verifier.map(|v| v.domain.name()),
+        float_sound: spec.verifier.is_some_and(|v| v.float_sound),
+        bounded,
+        attack_seconds,
+        verify_seconds,
     })
 }
 

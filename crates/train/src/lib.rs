@@ -72,8 +72,11 @@ pub use config::{
 };
 pub use cost::{CostOptions, CostReport, measure_cost};
 pub use error::TrainError;
-pub use eval::{AttackResult, EvalResult, Examples, VerifyResult, attack, evaluate, verify};
+pub use eval::{
+    AttackResult, EvalResult, Examples, Robustness, RobustnessResult, attack, evaluate, robustness,
+};
 pub use method::{Method, step_loss};
+pub use progress::PointProgress;
 pub use report::{FinalEval, RunSummary};
 pub use run::{RunOptions, evaluate_run, run};
 pub use sweep::{Search, SweepSpec, SweepSummary, Trial, sweep};

@@ -58,7 +58,9 @@ pub(crate) fn check(
     let Some(budget) = budget(config) else {
         return Ok(());
     };
-    let set = InputSet::linf(probe, config.eps as f32, config.input_domain)?;
+    // the larger of the radii trained and verified: the one with more unstable neurons
+    let eps = config.eps.max(config.train_eps());
+    let set = InputSet::linf(probe, eps as f32, config.input_domain)?;
     // (what, domain, points, training step?, what to change)
     let mut uses: Vec<(String, DomainKind, usize, bool, String)> = Vec::new();
     if let Some(step) = config.method.rule().bounded_points(config) {
@@ -122,7 +124,7 @@ pub(crate) fn check(
                     domain.name(),
                     gib(total),
                     gib(per_point),
-                    config.eps,
+                    eps,
                     gib(budget),
                     fits
                 ),

@@ -79,9 +79,12 @@ pub struct FinalEval {
     pub pgd_steps: usize,
     /// The attack's step size in pixel units (`final_eval.pgd_step_size`, default eps / 4).
     pub pgd_step_size: f64,
+    /// Points bounded: those neither misclassified nor broken by PGD (no sound verifier could
+    /// verify those).
+    pub bounded: usize,
     /// Wall-clock seconds of the verification.
     pub verify_seconds: f64,
-    /// Wall-clock seconds of the attack (0 without one).
+    /// Wall-clock seconds of the clean pass and the attack.
     pub pgd_seconds: f64,
 }
 
@@ -212,8 +215,9 @@ pub(crate) fn write_report(
          | test images | clean accuracy | verified ({domain}) | PGD-{steps} accuracy |\n\
          |---|---|---|---|\n\
          | {n} | {clean:.2}% | {vra:.2}% | {pgd} |\n\n\
-         {epochs} epochs, batch {batch}, DMT policy {policy}{k}. Verification took {vs:.1} s, \
-         the attack {ps:.1} s (step {step}, one random start). Per-epoch figures: \
+         {epochs} epochs, batch {batch}, DMT policy {policy}{k}. The clean pass and the attack \
+         took {ps:.1} s (step {step}, one random start), the bounds on the {bounded} points they \
+         left open {vs:.1} s. Per-epoch figures: \
          `metrics.jsonl`; configuration: `config.toml`.\n\n\
          ![per-epoch curves: accuracy, losses, eps and alpha](curves.svg)\n",
         model = config.model,
@@ -235,6 +239,7 @@ pub(crate) fn write_report(
         },
         vs = eval.verify_seconds,
         ps = eval.pgd_seconds,
+        bounded = eval.bounded,
         step = eval.pgd_step_size,
     );
     let md_path = out.join("report.md");

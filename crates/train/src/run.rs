@@ -17,10 +17,10 @@ use rand::rngs::StdRng;
 
 use crate::checkpoint::{self, State};
 use crate::curves;
-use crate::eval::{EvalResult, attack, evaluate, to_device, verify};
+use crate::eval::{EvalResult, Robustness, evaluate, robustness, to_device};
 use crate::memory::peak_memory_mib;
 use crate::method::{StepContext, Terms, step_mix};
-use crate::progress::Progress;
+use crate::progress::{PointProgress, Progress};
 use crate::report::{EpochMetrics, FinalEval, RunSummary, percent, truncate_metrics, write_report};
 use crate::setup::{self, Data};
 use crate::{TrainConfig, TrainError};
@@ -156,7 +156,10 @@ impl<'a> Trainer<'a> {
                 .as_ref()
                 .map_or_else(|| "unread".into(), |t| t.len().to_string()),
             config.method.name(),
-            config.eps,
+            match config.train_eps {
+                Some(t) => format!("{} (trained at {t})", config.eps),
+                None => config.eps.to_string(),
+            },
             config.backend,
             mixtrain_nn::adapter_name(&trainer.device),
             config.epochs,
@@ -253,7 +256,9 @@ impl<'a> Trainer<'a> {
         trained.lr = config
             .lr_schedule
             .lr(config.optimizer.lr, step, steps_per_epoch, total_steps);
-        trained.eps = config.eps_schedule.eps(config.eps, step, steps_per_epoch);
+        trained.eps = config
+            .eps_schedule
+            .eps(config.train_eps(), step, steps_per_epoch);
         let mix = step_mix(config.method, trained.eps, || {
             learner.dmt.mix(&config.dmt, trained.epochs_robust, rng)
         });
@@ -262,7 +267,7 @@ impl<'a> Trainer<'a> {
             eps: trained.eps,
             progress: config
                 .eps_schedule
-                .progress(config.eps, step, steps_per_epoch),
+                .progress(config.train_eps(), step, steps_per_epoch),
             mix,
         };
         let (x, y) = to_device(batch, &self.autodiff);
@@ -320,8 +325,15 @@ impl<'a> Trainer<'a> {
         let vra = match config.method.certified() {
             true => {
                 let verifier = config.verifier(config.val_domain());
-                let (eps, input) = (config.eps, config.input_domain);
-                Some(verify(&valid, val, eps, &verifier, input, &self.device)?.verified_acc)
+                let spec = Robustness {
+                    eps: config.eps,
+                    input_domain: config.input_domain,
+                    verifier: Some(&verifier),
+                    attack: None,
+                    bound_all: false,
+                };
+                let batch = config.eval_batch_size;
+                robustness(&valid, val, &spec, batch, &self.device, &mut |_| {})?.verified_acc
             }
             false => None,
         };
@@ -464,7 +476,7 @@ impl<'a> Trainer<'a> {
                     }
                 ));
                 let eval =
-                    final_evaluation(config, &model, test_set, test.clean_acc, &self.device)?;
+                    final_evaluation(config, &model, test_set, &self.device, self.opts.quiet)?;
                 write_report(config, &self.data.dataset, &self.opts.out, &eval)?;
                 (Some(test), Some(eval))
             }
@@ -502,8 +514,7 @@ pub fn evaluate_run(dir: &Path, opts: &RunOptions) -> Result<FinalEval, TrainErr
     let arch = zoo::architecture(&config.model)?;
     let model = Network::load_safetensors(&arch, &dir.join("model.safetensors"), &device)?;
     let (dataset, test) = setup::test_split(&config, opts)?;
-    let clean = evaluate(&model, &test, config.eval_batch_size, &device)?.clean_acc;
-    let eval = final_evaluation(&config, &model, &test, clean, &device)?;
+    let eval = final_evaluation(&config, &model, &test, &device, opts.quiet)?;
     write_report(&config, &dataset, dir, &eval)?;
     Ok(eval)
 }
@@ -545,53 +556,54 @@ fn read_finite(
     }
 }
 
-/// Clean accuracy (given), VRA in the final domain and PGD accuracy on the test set, with the
-/// evaluation protocol's settings unless the config overrides them.
+/// Clean accuracy, VRA in the final domain and PGD accuracy on the test set, with the
+/// evaluation protocol's settings unless the config overrides them. PGD runs first, and only
+/// the points it leaves open are bounded (see [`Robustness`]); progress goes to stderr unless
+/// `quiet`.
 fn final_evaluation(
     config: &TrainConfig,
     net: &Network,
     test: &ImageSet,
-    clean_acc: f64,
     device: &Device,
+    quiet: bool,
 ) -> Result<FinalEval, TrainError> {
     let verifier = config.final_verifier();
-    let verified = verify(
+    let (steps, step_size) = (config.pgd_steps(), config.pgd_step_size());
+    let pgd = Pgd {
+        domain: config.input_domain,
+        ..Pgd::new(config.eps as f32, step_size as f32, steps)
+    };
+    let spec = Robustness {
+        eps: config.eps,
+        input_domain: config.input_domain,
+        verifier: Some(&verifier),
+        attack: (steps > 0).then_some(&pgd as &dyn mixtrain_attack::Attack),
+        bound_all: false,
+    };
+    // PGD's random starts come from the device: seeded, a run reports the same figure twice
+    device.seed(config.seed);
+    let every_point = verifier.complete.is_some();
+    let mut progress = PointProgress::new("final evaluation", test.len(), every_point, quiet);
+    let result = robustness(
         net,
         test,
-        config.eps,
-        &verifier,
-        config.input_domain,
+        &spec,
+        config.eval_batch_size,
         device,
+        &mut |tally| progress.update(tally),
     )?;
-    let (steps, step_size) = (config.pgd_steps(), config.pgd_step_size());
-    let attacked = if steps > 0 {
-        // PGD's random starts come from the device: seeded, a run reports the same figure twice
-        device.seed(config.seed);
-        let pgd = Pgd {
-            domain: config.input_domain,
-            ..Pgd::new(config.eps as f32, step_size as f32, steps)
-        };
-        Some(attack(
-            net,
-            test,
-            &pgd,
-            config.eval_batch_size,
-            device,
-            None,
-        )?)
-    } else {
-        None
-    };
+    progress.finish();
     Ok(FinalEval {
         n: test.len(),
         eps: config.eps,
-        clean_acc,
-        vra: verified.verified_acc,
+        clean_acc: result.clean_acc,
+        vra: result.verified_acc.unwrap_or(0.0),
         domain: verifier.domain.name(),
-        pgd_acc: attacked.as_ref().map(|a| a.robust_acc),
+        pgd_acc: result.attack_acc,
         pgd_steps: steps,
         pgd_step_size: step_size,
-        verify_seconds: verified.seconds,
-        pgd_seconds: attacked.map_or(0.0, |a| a.seconds),
+        bounded: result.bounded,
+        verify_seconds: result.verify_seconds,
+        pgd_seconds: result.attack_seconds,
     })
 }

@@ -279,7 +279,7 @@ impl StepContext<'_> {
     /// the ramp is over).
     pub fn warmup(&self, set: &InputSet, pre_relu: &PreRelu) -> Option<Tensor<1>> {
         let config = &self.config.warmup_reg;
-        let weight = config.lambda * (1.0 - self.eps / self.config.eps);
+        let weight = config.lambda * (1.0 - self.eps / self.config.train_eps());
         (weight > 0.0)
             .then(|| Warmup::new(set, pre_relu, config.tol))
             .flatten()
