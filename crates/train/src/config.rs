@@ -10,6 +10,7 @@ use crate::{Method, TrainError, protocol};
 /// The presets shipped with the crate (`presets/*.toml`).
 const PRESETS: &[(&str, &str)] = &[
     ("mnist", include_str!("../presets/mnist.toml")),
+    ("mnist-paper", include_str!("../presets/mnist-paper.toml")),
     ("mnist-0.3", include_str!("../presets/mnist-0.3.toml")),
     ("mnist-large", include_str!("../presets/mnist-large.toml")),
     ("mnist-sabr", include_str!("../presets/mnist-sabr.toml")),

@@ -1,5 +1,7 @@
 //! Recipe search that never reads the test set: a grid or a seeded random subset of it over
-//! named config fields, each trial a validation-only run ([`RunOptions::validation_only`]),
+//! named config fields, or a list of trials each with its own overrides (methods compared
+//! under one time budget, each with the epochs that fit it), each trial a validation-only run
+//! ([`RunOptions::validation_only`]),
 //! chosen by the last epoch's validation VRA (then validation accuracy), within a time budget;
 //! one row per trial in `trials.csv` and `trials.md`, and pictures (`pareto.svg`: verified
 //! against clean accuracy with the trials' Pareto front; `time.svg`: verified accuracy against
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{RunOptions, TrainConfig, TrainError, run};
 
-/// How the trials are drawn from the grid.
+/// How the trials are drawn: from the grid, or the list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Search {
@@ -30,13 +32,16 @@ pub enum Search {
     Grid,
     /// `trials` combinations drawn without replacement, seeded by `seed`.
     Random,
+    /// Each entry of `list`, in order: trials whose settings are not a product (each method
+    /// with its own epochs, say).
+    List,
 }
 
 /// A sweep: the base config, the fields searched and the budget. Written as TOML:
 ///
 /// ```toml
 /// preset = "mnist-sabr"          # or config = "base.toml" (relative to this file)
-/// search = "random"              # or "grid" (default)
+/// search = "random"              # or "grid" (default), or "list" (`[[list]]` tables, no grid)
 /// trials = 6                     # random: how many; grid: at most this many (default: all)
 /// budget_minutes = 90
 /// [set]                          # the same for every trial
@@ -45,6 +50,9 @@ pub enum Search {
 /// "sabr.lambda" = [0.2, 0.4, 0.6]
 /// "dmt.alpha" = [0.5, 1.0]
 /// ```
+///
+/// `reach = [90, 95]` adds columns with the minutes each trial took to first reach those
+/// validation VRAs (percent).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepSpec {
@@ -68,8 +76,15 @@ pub struct SweepSpec {
     /// Overrides applied to every trial (dotted field paths, as `--set`).
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
-    /// The values of each searched field.
+    /// The values of each searched field (grid and random search).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub grid: BTreeMap<String, Vec<toml::Value>>,
+    /// The trials of a list search, each its own overrides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub list: Vec<BTreeMap<String, toml::Value>>,
+    /// Validation VRAs (percent) whose first minute each trial's row gives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reach: Vec<f64>,
 }
 
 /// One trial's record, `trial.json` in its directory once it has finished.
@@ -144,10 +159,27 @@ impl SweepSpec {
                 self.budget_minutes
             )));
         }
-        if self.grid.is_empty() || self.grid.values().any(Vec::is_empty) {
-            return Err(err("grid needs at least one field, each with values".into()));
+        match self.search {
+            Search::List if self.list.is_empty() || !self.grid.is_empty() => {
+                return Err(err("a list search needs [[list]] trials and no grid".into()));
+            }
+            Search::Grid | Search::Random
+                if self.grid.is_empty()
+                    || self.grid.values().any(Vec::is_empty)
+                    || !self.list.is_empty() =>
+            {
+                return Err(err(
+                    "grid needs at least one field, each with values (and no [[list]]: that is \
+                     search = \"list\")"
+                        .into(),
+                ));
+            }
+            _ => {}
         }
-        for trial in self.combinations() {
+        if let Some(r) = self.reach.iter().find(|r| !(0.0..=100.0).contains(*r)) {
+            return Err(err(format!("reach {r} must be a percentage, 0 to 100")));
+        }
+        for trial in self.trials() {
             let mut c = config.clone();
             for (key, value) in &trial {
                 c.set(key, value)?;
@@ -174,11 +206,35 @@ impl SweepSpec {
         all
     }
 
+    /// The fields the trials set: the grid's, or every one some list entry sets.
+    fn searched(&self) -> Vec<String> {
+        match self.search {
+            Search::List => {
+                let keys: std::collections::BTreeSet<&String> =
+                    self.list.iter().flat_map(BTreeMap::keys).collect();
+                keys.into_iter().cloned().collect()
+            }
+            Search::Grid | Search::Random => self.grid.keys().cloned().collect(),
+        }
+    }
+
     /// The trials to run, in order.
     pub fn trials(&self) -> Vec<BTreeMap<String, String>> {
-        let mut all = self.combinations();
+        let mut all = match self.search {
+            Search::List => self
+                .list
+                .iter()
+                .map(|entry| {
+                    entry
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect()
+                })
+                .collect(),
+            Search::Grid | Search::Random => self.combinations(),
+        };
         match self.search {
-            Search::Grid => all.truncate(self.trials.unwrap_or(all.len())),
+            Search::Grid | Search::List => all.truncate(self.trials.unwrap_or(all.len())),
             Search::Random => {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
                 all.shuffle(&mut rng);
@@ -380,34 +436,30 @@ fn percent(v: Option<f64>) -> String {
 /// `trials.csv` and `trials.md`: one row per trial so far, the chosen one marked.
 fn write_tables(spec: &SweepSpec, out: &Path, trials: &[Trial]) -> Result<(), TrainError> {
     let chosen = choose(trials);
-    let keys: Vec<&String> = spec.grid.keys().collect();
+    let keys = spec.searched();
     let row = |t: &Trial| {
         let mut cells = vec![t.index.to_string()];
         cells.extend(
             keys.iter()
-                .map(|k| t.values.get(*k).cloned().unwrap_or_default()),
+                .map(|k| t.values.get(k).cloned().unwrap_or_default()),
         );
         cells.extend([
             t.status.clone(),
             percent(t.val_acc),
             percent(t.val_vra),
             format!("{:.1}", t.seconds / 60.0),
-            if chosen == Some(t.index) { "yes" } else { "" }.to_string(),
         ]);
+        cells.extend(spec.reach.iter().map(|&r| {
+            first_reached(&t.curve, r / 100.0).map_or_else(String::new, |m| format!("{m:.1}"))
+        }));
+        cells.push(if chosen == Some(t.index) { "yes" } else { "" }.to_string());
         cells
     };
     let mut header = vec!["trial".to_string()];
-    header.extend(keys.iter().map(|k| k.to_string()));
-    header.extend(
-        [
-            "status",
-            "val clean %",
-            "val verified %",
-            "minutes",
-            "chosen",
-        ]
-        .map(String::from),
-    );
+    header.extend(keys.iter().cloned());
+    header.extend(["status", "val clean %", "val verified %", "minutes"].map(String::from));
+    header.extend(spec.reach.iter().map(|r| format!("minutes to {r}%")));
+    header.push("chosen".into());
     let csv_cell = |c: &String| match c.contains([',', '"']) {
         true => format!("\"{}\"", c.replace('"', "\"\"")),
         false => c.clone(),
@@ -429,6 +481,15 @@ fn write_tables(spec: &SweepSpec, out: &Path, trials: &[Trial]) -> Result<(), Tr
         write_atomic(&path, text.as_bytes()).map_err(TrainError::io(&path))?;
     }
     Ok(())
+}
+
+/// The cumulative minutes of training and validation after which `curve` first reached a
+/// validation VRA of `vra` (a fraction); none if it never did.
+fn first_reached(curve: &[(f64, Option<f64>)], vra: f64) -> Option<f64> {
+    curve
+        .iter()
+        .find(|(_, v)| v.is_some_and(|v| v >= vra))
+        .map(|(m, _)| *m)
 }
 
 /// `pareto.svg` (validation verified against clean accuracy, the front drawn) and `time.svg`
@@ -459,7 +520,11 @@ fn write_pictures(out: &Path, trials: &[Trial]) -> Result<(), TrainError> {
                     .iter()
                     .filter_map(|(m, v)| Some((*m, 100.0 * (*v)?)))
                     .collect();
-                Series::new(format!("trial {}", t.index), Style::Line, points)
+                let name = match describe(&t.values) {
+                    d if d.len() <= 32 => format!("{}: {d}", t.index),
+                    _ => format!("trial {}", t.index),
+                };
+                Series::new(name, Style::Line, points)
             })
             .collect(),
     };
@@ -510,6 +575,7 @@ fn write_report(
         match spec.search {
             Search::Grid => "grid",
             Search::Random => "random",
+            Search::List => "list",
         },
         spec.budget_minutes,
     );

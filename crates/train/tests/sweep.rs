@@ -201,3 +201,58 @@ fn the_shipped_sweeps_parse_and_name_real_fields() {
     }
     assert!(n > 0);
 }
+
+#[test]
+fn a_list_search_runs_each_entry_and_gives_the_minutes_to_each_reach() {
+    let _serial = SERIAL.lock().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let text = r#"
+preset = "mnist"
+search = "list"
+budget_minutes = 600
+reach = [0, 100]
+[set]
+method = "ibp"
+train_limit = 600
+val_size = 100
+"eps_schedule.ramp_epochs" = 1.0
+[[list]]
+epochs = 1
+[[list]]
+epochs = 2
+"dmt.alpha" = 0.7
+"#;
+    let spec: SweepSpec = toml::from_str(text).unwrap();
+    let summary = sweep(&spec, &out, &opts(&out)).unwrap();
+    let epochs: Vec<usize> = summary.trials.iter().map(|t| t.curve.len()).collect();
+    assert_eq!(epochs, [1, 2], "each entry's own epochs");
+    assert_eq!(summary.trials[1].values["dmt.alpha"], "0.7");
+    let table = std::fs::read_to_string(out.join("trials.md")).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].contains("dmt.alpha | epochs |")
+            && lines[0].contains("minutes to 0% | minutes to 100% | chosen"),
+        "{table}"
+    );
+    // every trial reaches 0% at its first epoch, and none 100%: an empty cell
+    for (line, trial) in lines[2..].iter().zip(&summary.trials) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let first = format!("{:.1}", trial.curve[0].0);
+        assert_eq!(cells[cells.len() - 3], first, "{line}");
+        assert_eq!(cells[cells.len() - 2], "", "{line}");
+    }
+    // a list with a grid, an empty list, a reach that is no percentage: refused by name
+    for (bad, needle) in [
+        ("[grid]\n\"k\" = [1]\n", "no grid"),
+        ("", "[[list]]"),
+        ("reach = [150]\n[[list]]\nepochs = 1\n", "reach 150"),
+    ] {
+        let text = format!("preset = \"mnist\"\nsearch = \"list\"\nbudget_minutes = 1\n{bad}");
+        let e = toml::from_str::<SweepSpec>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.base("spec").map_err(|e| e.to_string()))
+            .unwrap_err();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+}
