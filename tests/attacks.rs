@@ -7,18 +7,24 @@ mod common;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mixtrain::attack::{Attack, IntervalAttack, Pgd};
 use mixtrain::bounds::{DomainKind, InputDomain, InputSet, Verifier};
-use mixtrain::data::Split;
+use mixtrain::data::{ImageSet, Split};
 use mixtrain::nn::{Backend, Network, zoo};
 use mixtrain::train::{Robustness, robustness};
 
 /// The authors' network `name` (a role of `mixtrain-reference`) and the first `n` MNIST test
 /// images.
-fn setup(name: &str, n: usize, device: &Device) -> (Network, Tensor<4>, Tensor<1, Int>) {
+fn reference_and_test(name: &str, n: usize, device: &Device) -> (Network, ImageSet) {
     let arch = zoo::architecture("mnist_small").unwrap();
     let net = Network::load_weights(&arch, &common::reference(name), device).unwrap();
     let test = mixtrain::data::load("mnist", Split::Test, common::mnist_dir())
         .unwrap()
         .take(n);
+    (net, test)
+}
+
+/// [`reference_and_test`]'s images and labels as tensors.
+fn setup(name: &str, n: usize, device: &Device) -> (Network, Tensor<4>, Tensor<1, Int>) {
+    let (net, test) = reference_and_test(name, n, device);
     let batch = test.batches(n, None).next().unwrap();
     let dims = batch.dims();
     let x = Tensor::from_data(TensorData::new(batch.pixels, dims), device);
@@ -91,11 +97,7 @@ fn pgd_breaks_a_naturally_trained_network_at_eps_0_3() {
 #[test]
 fn bounding_only_what_pgd_leaves_changes_no_figure() {
     let device = Backend::Flex.device(None).unwrap();
-    let arch = zoo::architecture("mnist_small").unwrap();
-    let net = Network::load_weights(&arch, &common::reference("mixtrain-eps0.3"), &device).unwrap();
-    let test = mixtrain::data::load("mnist", Split::Test, common::mnist_dir())
-        .unwrap()
-        .take(200);
+    let (net, test) = reference_and_test("mixtrain-eps0.3", 200, &device);
     let verifier = Verifier::new(DomainKind::Crown);
     let pgd = Pgd::new(0.3, 0.05, 10);
     let evaluate = |bound_all| {
