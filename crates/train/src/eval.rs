@@ -48,8 +48,13 @@ impl Count {
     /// The count over `n` points (0 for none).
     fn fraction(self, n: usize) -> f64 {
         let count: i64 = self.0.map(|c| c.into_scalar()).unwrap_or(0);
-        if n == 0 { 0.0 } else { count as f64 / n as f64 }
+        share(count as usize, n)
     }
+}
+
+/// `count` over `n` points (0 for none).
+fn share(count: usize, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { count as f64 / n as f64 }
 }
 
 /// Batches of at least one point, or an error naming the setting.
@@ -230,20 +235,14 @@ pub fn robustness(
             progress(&tally);
         }
     }
-    let fraction = |count: usize| {
-        if set.is_empty() {
-            0.0
-        } else {
-            count as f64 / set.len() as f64
-        }
-    };
+    let share = |count| share(count, set.len());
     Ok(RobustnessResult {
         n: set.len(),
         eps: spec.eps,
         input_domain: spec.input_domain.name(),
-        clean_acc: fraction(classified),
-        attack_acc: spec.attack.map(|_| fraction(robust)),
-        verified_acc: spec.verifier.map(|_| fraction(tally.verified)),
+        clean_acc: share(classified),
+        attack_acc: spec.attack.map(|_| share(robust)),
+        verified_acc: spec.verifier.map(|_| share(tally.verified)),
         domain: spec.verifier.map(|v| v.domain.name()),
         float_sound: spec.verifier.is_some_and(|v| v.float_sound),
         bounded,
