@@ -12,7 +12,7 @@ use mixtrain::train::{Method, RunOptions, TrainConfig};
 use serde_json::Value;
 
 fn tiny(method: Method) -> TrainConfig {
-    let mut c = TrainConfig::preset("mnist").unwrap();
+    let mut c = TrainConfig::preset("mnist-mixtrain").unwrap();
     c.method = method;
     c.dmt.policy = None;
     c.epochs = 2;

@@ -11,9 +11,9 @@ use mixtrain::bounds::DomainKind;
 use mixtrain::nn::{Backend, Network, zoo};
 use mixtrain::train::{Method, RunOptions, TrainConfig, TrainError};
 
-/// Natural training of the `mnist` preset on a subset, with a cheap final evaluation.
+/// Natural training of the `mnist-mixtrain` preset on a subset, with a cheap final evaluation.
 fn config(epochs: usize) -> TrainConfig {
-    let mut c = TrainConfig::preset("mnist").unwrap();
+    let mut c = TrainConfig::preset("mnist-mixtrain").unwrap();
     c.method = Method::Natural;
     c.dmt.policy = None;
     c.lr_schedule = mixtrain::loss::LrSchedule::Constant;

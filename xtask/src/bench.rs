@@ -283,7 +283,7 @@ struct EpochSet {
 const EPOCH_SETS: [EpochSet; 2] = [
     EpochSet {
         name: "mnist",
-        preset: "mnist",
+        preset: "mnist-mixtrain",
         quick_images: 5_000,
         scaled_to: 60_000,
     },

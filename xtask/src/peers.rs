@@ -52,7 +52,7 @@ struct ModelSet {
 const MODELS: [ModelSet; 2] = [
     ModelSet {
         model: "mnist_small",
-        preset: "mnist",
+        preset: "mnist-mixtrain",
         dataset: "mnist",
         eps: 0.1,
         epoch: 60_000,

@@ -62,11 +62,11 @@ fn fails_with(args: &[&str], needle: &str) {
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
 }
 
-/// Natural training of the `mnist` preset with a small validation split and a cheap final
-/// evaluation: these tests are about the CLI, not about robustness.
+/// Natural training of the `mnist-mixtrain` preset with a small validation split and a cheap
+/// final evaluation: these tests are about the CLI, not about robustness.
 const SMALL: &[&str] = &[
     "--preset",
-    "mnist",
+    "mnist-mixtrain",
     "--method",
     "natural",
     "--val-size",
@@ -139,7 +139,8 @@ fn train_then_eval_reports_json() {
 
 #[test]
 fn every_method_trains_a_few_batches_from_its_preset() {
-    let runs: [(&str, &[&str]); 5] = [
+    let runs: [(&str, &[&str]); 6] = [
+        ("ibp", &["--preset", "mnist"]),
         ("sabr", &["--preset", "mnist-sabr"]),
         ("mtl-ibp", &["--preset", "mnist-mtl-ibp"]),
         ("cc-ibp", &["--preset", "mnist-cc-ibp"]),
@@ -148,7 +149,7 @@ fn every_method_trains_a_few_batches_from_its_preset() {
             "mixtrain",
             &[
                 "--preset",
-                "mnist",
+                "mnist-mixtrain",
                 "--set",
                 "robust_set=small-box",
                 "--set",

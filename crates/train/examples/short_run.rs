@@ -1,5 +1,6 @@
-//! A short MixTrain run on a slice of MNIST through the library: the `mnist` preset with a few
-//! fields overridden, exactly as `mixtrain train --preset mnist --set KEY=VALUE` would.
+//! A short MixTrain run on a slice of MNIST through the library: the `mnist-mixtrain` preset
+//! with a few fields overridden, exactly as `mixtrain train --preset mnist-mixtrain --set
+//! KEY=VALUE` would.
 //!
 //! ```text
 //! cargo run --release -p mixtrain-train --example short_run -- [OUT]
@@ -18,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "runs/short-run".into());
-    let mut config = TrainConfig::preset("mnist")?;
+    let mut config = TrainConfig::preset("mnist-mixtrain")?;
     for (key, value) in [
         ("epochs", "2"),
         ("train_limit", "1100"),

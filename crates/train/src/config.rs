@@ -11,7 +11,15 @@ use crate::{Method, TrainError, protocol};
 const PRESETS: &[(&str, &str)] = &[
     ("mnist", include_str!("../presets/mnist.toml")),
     ("mnist-paper", include_str!("../presets/mnist-paper.toml")),
+    (
+        "mnist-mixtrain",
+        include_str!("../presets/mnist-mixtrain.toml"),
+    ),
     ("mnist-0.3", include_str!("../presets/mnist-0.3.toml")),
+    (
+        "mnist-0.3-mixtrain",
+        include_str!("../presets/mnist-0.3-mixtrain.toml"),
+    ),
     ("mnist-large", include_str!("../presets/mnist-large.toml")),
     ("mnist-sabr", include_str!("../presets/mnist-sabr.toml")),
     (

@@ -30,7 +30,7 @@ fn opts(out: &Path) -> RunOptions {
 fn spec(budget_minutes: f64) -> SweepSpec {
     let text = format!(
         r#"
-preset = "mnist"
+preset = "mnist-mixtrain"
 budget_minutes = {budget_minutes}
 [set]
 method = "ibp"
@@ -208,7 +208,7 @@ fn a_list_search_runs_each_entry_and_gives_the_minutes_to_each_reach() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
     let text = r#"
-preset = "mnist"
+preset = "mnist-mixtrain"
 search = "list"
 budget_minutes = 600
 reach = [0, 100]
@@ -248,7 +248,8 @@ epochs = 2
         ("", "[[list]]"),
         ("reach = [150]\n[[list]]\nepochs = 1\n", "reach 150"),
     ] {
-        let text = format!("preset = \"mnist\"\nsearch = \"list\"\nbudget_minutes = 1\n{bad}");
+        let text =
+            format!("preset = \"mnist-mixtrain\"\nsearch = \"list\"\nbudget_minutes = 1\n{bad}");
         let e = toml::from_str::<SweepSpec>(&text)
             .map_err(|e| e.to_string())
             .and_then(|s| s.base("spec").map_err(|e| e.to_string()))
