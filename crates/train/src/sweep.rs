@@ -424,9 +424,22 @@ fn choose(trials: &[Trial]) -> Option<usize> {
 fn describe(values: &BTreeMap<String, String>) -> String {
     values
         .iter()
-        .map(|(k, v)| format!("{k} = {v}"))
+        .map(|(k, v)| format!("{k} = {}", shown(v)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A searched value as a reader writes it: a TOML string without its quotes (`ibp`, not
+/// `"ibp"`). The trials keep the TOML form, which is what `TrainConfig::set` and a resumed sweep
+/// read.
+fn shown(value: &str) -> String {
+    match toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+    {
+        Some(toml::Value::String(s)) => s,
+        _ => value.to_string(),
+    }
 }
 
 fn percent(v: Option<f64>) -> String {
@@ -441,7 +454,7 @@ fn write_tables(spec: &SweepSpec, out: &Path, trials: &[Trial]) -> Result<(), Tr
         let mut cells = vec![t.index.to_string()];
         cells.extend(
             keys.iter()
-                .map(|k| t.values.get(k).cloned().unwrap_or_default()),
+                .map(|k| t.values.get(k).map(|v| shown(v)).unwrap_or_default()),
         );
         cells.extend([
             t.status.clone(),

@@ -222,6 +222,7 @@ epochs = 1
 [[list]]
 epochs = 2
 "dmt.alpha" = 0.7
+"dmt.policy" = "fixed"
 "#;
     let spec: SweepSpec = toml::from_str(text).unwrap();
     let summary = sweep(&spec, &out, &opts(&out)).unwrap();
@@ -231,10 +232,12 @@ epochs = 2
     let table = std::fs::read_to_string(out.join("trials.md")).unwrap();
     let lines: Vec<&str> = table.lines().collect();
     assert!(
-        lines[0].contains("dmt.alpha | epochs |")
+        lines[0].contains("dmt.alpha | dmt.policy | epochs |")
             && lines[0].contains("minutes to 0% | minutes to 100% | chosen"),
         "{table}"
     );
+    // a string value as its reader wrote it, not in TOML's quotes
+    assert!(lines[3].contains("| 0.7 | fixed | 2 |"), "{table}");
     // every trial reaches 0% at its first epoch, and none 100%: an empty cell
     for (line, trial) in lines[2..].iter().zip(&summary.trials) {
         let cells: Vec<&str> = line.split(" | ").collect();
