@@ -542,17 +542,19 @@ fn train(args: TrainArgs) -> Result<()> {
         ("train_limit", args.train_limit.map(|v| v.to_string())),
         ("test_limit", args.test_limit.map(|v| v.to_string())),
     ];
-    for (key, value) in flags {
-        if let Some(value) = value {
-            config.set(key, &toml_value(&value))?;
-        }
-    }
+    // flags first, then every --set, checked together: fields that constrain each other may
+    // come in any order (`--method pgd --set warmup_reg.lambda=0` on an IBP preset)
+    let mut overrides: Vec<(String, String)> = flags
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.to_string(), toml_value(&value?))))
+        .collect();
     for set in &args.sets {
         let Some((key, value)) = set.split_once('=') else {
             bail!("--set {set:?}: expected KEY=VALUE");
         };
-        config.set(key.trim(), value.trim())?;
+        overrides.push((key.trim().into(), value.trim().into()));
     }
+    config.set_all(overrides)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args.preset.clone().unwrap_or_else(|| config.model.clone());
         PathBuf::from("runs").join(format!("{stem}-{}", timestamp()))

@@ -331,6 +331,11 @@ fn bad_input_gets_a_clear_error() {
     fails_with(&["train", "--preset", "imagenet"], "mnist");
     fails_with(&["train", "--backend", "rocm"], "rocm");
     fails_with(&["train", "--set", "optimizer.lr=-1"], "optimizer.lr");
+    // the mnist preset's warm-up regularisers need bounds that natural training has not
+    fails_with(
+        &["train", "--preset", "mnist", "--method", "natural"],
+        "warmup_reg",
+    );
     fails_with(&["train", "--method", "magic"], "magic");
     fails_with(&["fetch", "svhn"], "svhn");
 

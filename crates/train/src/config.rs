@@ -431,15 +431,35 @@ impl TrainConfig {
     /// Overrides one field by its dotted path (`epochs`, `optimizer.lr`, `lr_schedule.kind`),
     /// with the value written as in TOML (`3`, `0.01`, `"sgd"` or plain `sgd`).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), TrainError> {
+        self.set_all([(key, value)])
+    }
+
+    /// Overrides several fields as [`TrainConfig::set`] does, and checks the config once, after
+    /// the last: fields that constrain each other (`method` and `warmup_reg.lambda`, say) may
+    /// then come in any order. Nothing changes unless all apply.
+    pub fn set_all<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        overrides: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), TrainError> {
+        let mut next = self.clone();
+        let mut applied = Vec::new();
+        for (key, value) in overrides {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            next.apply(key, value)?;
+            applied.push(format!("{key}={value}"));
+        }
+        next.validate(&format!("override {}", applied.join(" ")))?;
+        *self = next;
+        Ok(())
+    }
+
+    /// One override, its type checked by serde; [`TrainConfig::validate`] is the caller's.
+    fn apply(&mut self, key: &str, value: &str) -> Result<(), TrainError> {
         let origin = format!("override {key}={value}");
         let err = |message: String| TrainError::Config {
             origin: origin.clone(),
             message,
         };
-        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_string()));
         let mut doc = toml::Table::try_from(&*self).map_err(|e| err(e.to_string()))?;
         let mut parts: Vec<&str> = key.split('.').collect();
         let last = parts
@@ -454,12 +474,10 @@ impl TrainConfig {
                 .as_table_mut()
                 .ok_or_else(|| err(format!("{part} is not a table")))?;
         }
-        table.insert(last.to_string(), parsed);
-        let updated: Self = toml::Value::Table(doc)
+        table.insert(last.to_string(), override_value(value));
+        *self = toml::Value::Table(doc)
             .try_into()
             .map_err(|e: toml::de::Error| err(e.message().to_string()))?;
-        updated.validate(&origin)?;
-        *self = updated;
         Ok(())
     }
 
@@ -586,6 +604,15 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     .unwrap_or_default()
 }
 
+/// An override's value as written: TOML (`3`, `0.01`, `"sgd"`, `[5]`), or else a bare word
+/// taken as a string (`sgd`).
+pub(crate) fn override_value(value: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +646,28 @@ mod tests {
         assert_eq!(c.lr_schedule, LrSchedule::Cosine { min_lr: 0.0 });
         assert_eq!(c.train_limit, Some(100));
         assert_eq!(c.backend, Backend::Ndarray);
+    }
+
+    #[test]
+    fn overrides_that_constrain_each_other_apply_in_any_order() {
+        let mnist = TrainConfig::preset("mnist").unwrap();
+        // one at a time, natural training meets the preset's warm-up regularisers first
+        let e = mnist.clone().set("method", "natural").unwrap_err();
+        assert!(e.to_string().contains("warmup_reg"), "{e}");
+        for overrides in [
+            [("method", "natural"), ("warmup_reg.lambda", "0")],
+            [("warmup_reg.lambda", "0"), ("method", "natural")],
+        ] {
+            let mut c = mnist.clone();
+            c.set_all(overrides).unwrap();
+            assert_eq!((c.method, c.warmup_reg.lambda), (Method::Natural, 0.0));
+        }
+        let mut c = mnist.clone();
+        let e = c
+            .set_all([("method", "natural"), ("epochs", "0")])
+            .unwrap_err();
+        assert!(e.to_string().contains("epochs"), "{e}");
+        assert_eq!(c, mnist, "a failed set changes nothing");
     }
 
     #[test]

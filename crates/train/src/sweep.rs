@@ -145,9 +145,7 @@ impl SweepSpec {
             (None, Some(c)) => TrainConfig::from_file(c)?,
             _ => return Err(err("give exactly one of preset and config".into())),
         };
-        for (key, value) in &self.set {
-            config.set(key, &value.to_string())?;
-        }
+        config.set_all(self.set.iter().map(|(k, v)| (k, v.to_string())))?;
         if config.val_size == 0 {
             return Err(err(
                 "a sweep chooses on the validation split: val_size >= 1".into(),
@@ -180,10 +178,7 @@ impl SweepSpec {
             return Err(err(format!("reach {r} must be a percentage, 0 to 100")));
         }
         for trial in self.trials() {
-            let mut c = config.clone();
-            for (key, value) in &trial {
-                c.set(key, value)?;
-            }
+            config.clone().set_all(&trial)?;
         }
         Ok(config)
     }
@@ -341,9 +336,7 @@ fn run_trial(
     opts: &RunOptions,
 ) -> Result<Trial, TrainError> {
     let mut config = base.clone();
-    for (key, value) in &values {
-        config.set(key, value)?;
-    }
+    config.set_all(&values)?;
     let before = earlier_seconds(dir);
     let start = Instant::now();
     let trial_opts = RunOptions {
@@ -433,11 +426,8 @@ fn describe(values: &BTreeMap<String, String>) -> String {
 /// `"ibp"`). The trials keep the TOML form, which is what `TrainConfig::set` and a resumed sweep
 /// read.
 fn shown(value: &str) -> String {
-    match toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-    {
-        Some(toml::Value::String(s)) => s,
+    match crate::config::override_value(value) {
+        toml::Value::String(s) => s,
         _ => value.to_string(),
     }
 }
