@@ -618,7 +618,8 @@ fn eval(args: EvalArgs) -> Result<()> {
                 attack: attack.as_deref(),
                 bound_all: args.bound_all,
             };
-            let mut progress = PointProgress::new("eval", set.len(), false, args.json);
+            // progress goes to stderr, so `--json` keeps stdout one object and still shows it
+            let mut progress = PointProgress::new("eval", set.len(), false, false);
             let robust = mixtrain_train::robustness(
                 &net,
                 &set,

@@ -384,7 +384,7 @@ fn bad_input_gets_a_clear_error() {
 fn eval_reports_verified_accuracy_with_domain_and_eps() {
     let weights = reference("mixtrain-eps0.3");
     let run = |domain: &str, flags: &[&str]| -> serde_json::Value {
-        let out = ok(mixtrain()
+        let output = mixtrain()
             .args([
                 "eval",
                 "--model",
@@ -405,8 +405,11 @@ fn eval_reports_verified_accuracy_with_domain_and_eps() {
             .arg(&weights)
             .args(flags)
             .output()
-            .unwrap());
-        serde_json::from_str(out.trim()).unwrap()
+            .unwrap();
+        // a long evaluation shows its progress on stderr, also with --json
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(stderr.contains("eval 0/40 points"), "{stderr}");
+        serde_json::from_str(ok(output).trim()).unwrap()
     };
     let (interval, symbolic) = (run("interval", &[]), run("symbolic", &[]));
     assert_eq!(interval["float_sound"], true);
