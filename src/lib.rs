@@ -4,6 +4,7 @@
 //!
 //! | module | crate | what |
 //! |---|---|---|
+//! | [`kernels`] | `mixtrain-kernels` | CPU kernels (the convolution on flex) |
 //! | [`nn`] | `mixtrain-nn` | networks, the model zoo, weights I/O, backends |
 //! | [`bounds`] | `mixtrain-bounds` | sound bound propagation |
 //! | [`loss`] | `mixtrain-loss` | losses and schedules |
@@ -35,6 +36,7 @@ pub use mixtrain_attack as attack;
 pub use mixtrain_bounds as bounds;
 pub use mixtrain_data as data;
 pub use mixtrain_interop as interop;
+pub use mixtrain_kernels as kernels;
 pub use mixtrain_loss as loss;
 pub use mixtrain_nn as nn;
 pub use mixtrain_plot as plot;
