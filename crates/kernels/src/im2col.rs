@@ -58,6 +58,16 @@ impl Geometry {
         self.c_out * self.l()
     }
 
+    /// Panics, naming the slice, unless every slice has the length of its role.
+    fn check(&self, slices: &[(&str, usize, usize)]) {
+        for (name, len, want) in slices {
+            assert_eq!(
+                len, want,
+                "conv2d {self:?}: `{name}` has {len} values, not {want}"
+            );
+        }
+    }
+
     /// Images per chunk: the batch in at most `CHUNKS` chunks, whatever the number of threads
     /// (see the module's last note); 8 keeps 2 or 4 threads evenly busy.
     fn chunk(&self) -> usize {
@@ -190,6 +200,12 @@ fn matmul(
 /// The convolution: `out` `[n, c_out, ho, wo]` from `x` `[n, c_in, h, w]`, `weight` and an
 /// optional `bias` `[c_out]`.
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    g.check(&[
+        ("x", x.len(), g.n * g.image_in()),
+        ("weight", weight.len(), g.c_out * g.k()),
+        ("bias", bias.map_or(g.c_out, <[f32]>::len), g.c_out),
+        ("out", out.len(), g.n * g.image_out()),
+    ]);
     let (k, l, chunk) = (g.k(), g.l(), g.chunk());
     out.par_chunks_mut(chunk * g.image_out())
         .zip(x.par_chunks(chunk * g.image_in()))
@@ -217,6 +233,11 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, ou
 
 /// The gradient of the convolution's input, `dx` `[n, c_in, h, w]`, from the output's `dy`.
 pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
+    g.check(&[
+        ("weight", weight.len(), g.c_out * g.k()),
+        ("dy", dy.len(), g.n * g.image_out()),
+        ("dx", dx.len(), g.n * g.image_in()),
+    ]);
     let (k, l, chunk) = (g.k(), g.l(), g.chunk());
     dx.par_chunks_mut(chunk * g.image_in())
         .zip(dy.par_chunks(chunk * g.image_out()))
@@ -234,6 +255,12 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
 /// The gradients of the weight (`dw`, `[c_out, c_in, kh, kw]`) and, when asked, of the bias
 /// (`db`, `[c_out]`), from the input `x` and the output's `dy`.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
+    g.check(&[
+        ("x", x.len(), g.n * g.image_in()),
+        ("dy", dy.len(), g.n * g.image_out()),
+        ("dw", dw.len(), g.c_out * g.k()),
+        ("db", db.as_ref().map_or(g.c_out, |b| b.len()), g.c_out),
+    ]);
     let (k, l, chunk) = (g.k(), g.l(), g.chunk());
     let partials: Vec<(Vec<f32>, Vec<f32>)> = x
         .par_chunks(chunk * g.image_in())
