@@ -100,58 +100,47 @@ impl Geometry {
         (first, lo..hi.max(lo))
     }
 
-    /// Writes the `[k, l]` column matrix of one image.
-    fn im2col(&self, x: &[f32], col: &mut [f32]) {
-        let ([h, w], [ho, wo], [kh, kw], [_, sw]) =
-            (self.input, self.output, self.kernel, self.stride);
+    /// Visits every stretch of one output row that reads inside the image, for every row of
+    /// the column matrix: `(input row offset, column-matrix offset, first input column,
+    /// output columns)`, so that `x[xr + (c0 + ow * stride) as usize]` pairs with
+    /// `col[cr + ow]` for `ow` in the range. im2col and col2im are this walk, one each way.
+    fn walk(&self, mut visit: impl FnMut(usize, usize, isize, std::ops::Range<usize>)) {
+        let ([h, w], [_, wo], [kh, kw]) = (self.input, self.output, self.kernel);
         let l = self.l();
         for c in 0..self.c_in {
-            let plane = &x[c * h * w..(c + 1) * h * w];
             for i in 0..kh {
                 let (row0, rows) = self.span(0, i);
                 for j in 0..kw {
                     let (col0, cols) = self.span(1, j);
                     let r = (c * kh + i) * kw + j;
-                    let dst = &mut col[r * l..(r + 1) * l];
-                    dst.fill(0.0);
                     for oh in rows.clone() {
                         let ih = (row0 + (oh * self.stride[0]) as isize) as usize;
-                        let src = &plane[ih * w..(ih + 1) * w];
-                        let out = &mut dst[oh * wo..(oh + 1) * wo];
-                        for ow in cols.clone() {
-                            out[ow] = src[(col0 + (ow * sw) as isize) as usize];
-                        }
+                        visit((c * h + ih) * w, r * l + oh * wo, col0, cols.clone());
                     }
                 }
             }
         }
-        debug_assert_eq!(ho * wo, l);
+    }
+
+    /// Writes the `[k, l]` column matrix of one image (zero where a tap reads padding).
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let sw = self.stride[1];
+        col.fill(0.0);
+        self.walk(|xr, cr, c0, cols| {
+            for ow in cols {
+                col[cr + ow] = x[(c0 + (xr + ow * sw) as isize) as usize];
+            }
+        });
     }
 
     /// Adds the `[k, l]` column matrix of one image back into its input gradient.
     fn col2im(&self, col: &[f32], dx: &mut [f32]) {
-        let ([h, w], [_, wo], [kh, kw], [_, sw]) =
-            (self.input, self.output, self.kernel, self.stride);
-        let l = self.l();
-        for c in 0..self.c_in {
-            let plane = &mut dx[c * h * w..(c + 1) * h * w];
-            for i in 0..kh {
-                let (row0, rows) = self.span(0, i);
-                for j in 0..kw {
-                    let (col0, cols) = self.span(1, j);
-                    let r = (c * kh + i) * kw + j;
-                    let src = &col[r * l..(r + 1) * l];
-                    for oh in rows.clone() {
-                        let ih = (row0 + (oh * self.stride[0]) as isize) as usize;
-                        let dst = &mut plane[ih * w..(ih + 1) * w];
-                        let row = &src[oh * wo..(oh + 1) * wo];
-                        for ow in cols.clone() {
-                            dst[(col0 + (ow * sw) as isize) as usize] += row[ow];
-                        }
-                    }
-                }
+        let sw = self.stride[1];
+        self.walk(|xr, cr, c0, cols| {
+            for ow in cols {
+                dx[(c0 + (xr + ow * sw) as isize) as usize] += col[cr + ow];
             }
-        }
+        });
     }
 }
 

@@ -6,34 +6,14 @@
 //! forward+backward pass of `mnist_small`. Each figure is the median of `REPS` runs after a
 //! warm-up, in milliseconds. Run it on an idle machine.
 
-use std::time::Instant;
-
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Distribution, Tensor};
 use mixtrain_nn::{Backend, Network, zoo};
 
-const REPS: usize = 30;
+#[path = "support/timing.rs"]
+mod timing;
 
-fn median_ms(device: &Device, mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let mut times: Vec<f64> = (0..REPS)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            device.sync().expect("device sync");
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[REPS / 2]
-}
-
-fn rand<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
-}
+use timing::{median_ms, rand};
 
 /// `(name, ms forward, ms forward+backward)` per workload.
 fn measure(backend: Backend) -> Vec<(&'static str, f64, f64)> {

@@ -14,38 +14,21 @@
 //! The backward passes are burn's `ModuleOps` on the flex primitives, as `Autodiff` calls them.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use burn::backend::Flex;
 use burn::backend::ops::ModuleOps;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
 use mixtrain_kernels::im2col::{self, Geometry};
 use mixtrain_nn::zoo;
 
-const REPS: usize = 30;
+#[path = "support/timing.rs"]
+mod timing;
+
+use timing::{median_ms, rand};
+
 const BATCH: usize = 50;
-
-/// Median wall time of `f` in milliseconds.
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let mut times: Vec<f64> = (0..REPS)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[REPS / 2]
-}
-
-fn rand<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
-}
 
 fn flex<const D: usize>(t: &Tensor<D>) -> burn::backend::flex::FlexTensor {
     t.clone()
@@ -127,10 +110,10 @@ impl Op {
                 [
                     (
                         "forward",
-                        median_ms(|| {
+                        median_ms(device, || {
                             conv2d(x.clone(), w.clone(), Some(b.clone()), opts.clone());
                         }),
-                        Some(median_ms(|| {
+                        Some(median_ms(device, || {
                             mixtrain_kernels::conv2d(
                                 x.clone(),
                                 w.clone(),
@@ -141,7 +124,7 @@ impl Op {
                     ),
                     (
                         "input grad",
-                        median_ms(|| {
+                        median_ms(device, || {
                             Flex::conv2d_x_backward(
                                 xf.clone(),
                                 wf.clone(),
@@ -149,13 +132,13 @@ impl Op {
                                 opts.clone(),
                             );
                         }),
-                        Some(median_ms(|| {
+                        Some(median_ms(device, || {
                             im2col::input_grad(&geometry, &ws, &gs, &mut dx)
                         })),
                     ),
                     (
                         "weight grad",
-                        median_ms(|| {
+                        median_ms(device, || {
                             Flex::conv2d_weight_backward(
                                 xf.clone(),
                                 wf.clone(),
@@ -163,7 +146,7 @@ impl Op {
                                 opts.clone(),
                             );
                         }),
-                        Some(median_ms(|| {
+                        Some(median_ms(device, || {
                             im2col::weight_grad(&geometry, &xs, &gs, &mut dw, Some(&mut db))
                         })),
                     ),
@@ -177,21 +160,21 @@ impl Op {
                 [
                     (
                         "forward",
-                        median_ms(|| {
+                        median_ms(device, || {
                             let _ = x.clone().matmul(w.clone()) + b.clone().unsqueeze_dim(0);
                         }),
                         None,
                     ),
                     (
                         "input grad",
-                        median_ms(|| {
+                        median_ms(device, || {
                             g.clone().matmul(w.clone().transpose());
                         }),
                         None,
                     ),
                     (
                         "weight grad",
-                        median_ms(|| {
+                        median_ms(device, || {
                             x.clone().transpose().matmul(g.clone());
                         }),
                         None,
@@ -221,7 +204,7 @@ fn main() {
     let torch = std::env::args().nth(1).map(|p| torch_times(&p));
     let n = 1024;
     let (a, b) = (rand([n, n], &device), rand([n, n], &device));
-    let roof_ms = median_ms(|| {
+    let roof_ms = median_ms(&device, || {
         a.clone().matmul(b.clone());
     });
     let roof = 2.0 * (n * n * n) as f64 / roof_ms / 1e6;
