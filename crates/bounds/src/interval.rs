@@ -6,8 +6,8 @@
 //! grows by `slack(n) (|W| (|c| + r) + |b|)`; the bounds read off the state widen by
 //! `slack(1) (|c| + r)`.
 
-use burn::tensor::module::conv2d;
 use burn::tensor::{Device, Int, Tensor, activation::relu};
+use mixtrain_kernels::conv2d;
 use mixtrain_nn::{Conv2d, Linear};
 
 use crate::numeric::{apply, conv_abs, flat_channels, fold_spec, image};

@@ -2,9 +2,9 @@
 //! specification folded into the last layer, and the small contractions between them. They know
 //! nothing of domains; every domain builds on them.
 
-use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Bool, Int, Tensor};
+use mixtrain_kernels::{conv_transpose2d, conv2d};
 
 use crate::BoundsError;
 use mixtrain_nn::{Conv2d, Linear};

@@ -6,20 +6,17 @@
 //! ndarray, grouped or dilated convolutions and other dtypes go to burn unchanged, so callers
 //! keep one code path and the kernel is chosen per backend here.
 
-use burn::backend::autodiff::NodeId;
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor, Flex};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{BackendPrimitive, DType, Float, Tensor, TensorData, module};
+use burn::tensor::{Tensor, module};
 
+use crate::flex::{Ad, Route, State, dims, f32s, prepare, record, route, tensor};
 use crate::im2col::{self, Geometry};
-
-type Ad = Autodiff<Flex>;
 
 /// A 2-D convolution of `x` `[n, c_in, h, w]` with `weight` `[c_out, c_in, kh, kw]` and an
 /// optional `bias` `[c_out]`: the same contract and results as `burn::tensor::module::conv2d`
@@ -30,9 +27,9 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    match route(&x, &weight, bias.as_ref(), &options) {
+    match route(&x, &weight, bias.as_ref(), supported(&x, &weight, &options)) {
         Route::AutodiffFlex((x, w, b)) => {
-            Tensor::from_primitive::<Ad>(on_autodiff_flex(x, w, b, &options))
+            Tensor::from_primitive::<Ad>(on_autodiff_flex(x, w, b, options))
         }
         Route::Flex((x, w, b)) => {
             Tensor::from_primitive::<Flex>(forward(&x, &w, b.as_ref(), &options))
@@ -41,94 +38,37 @@ pub fn conv2d(
     }
 }
 
-/// The input, weight and bias as backend `B`'s own tensors.
-type Operands<B> = (FloatTensor<B>, FloatTensor<B>, Option<FloatTensor<B>>);
-
-/// Which kernel runs a convolution, with the operands it takes.
-enum Route {
-    /// Ours, as one autodiff operation with our backward rule.
-    AutodiffFlex(Operands<Ad>),
-    /// Ours, forward only.
-    Flex(Operands<Flex>),
-    /// burn's.
-    Burn,
-}
-
-/// Ours where every tensor is f32 on one flex device (autodiff or not), the convolution has
-/// one group and no dilation, and the kernel fits the padded input (burn reports the other
-/// case); burn's otherwise.
-fn route(
-    x: &Tensor<4>,
-    weight: &Tensor<4>,
-    bias: Option<&Tensor<1>>,
-    options: &ConvOptions<2>,
-) -> Route {
-    let f32s = x.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && bias.is_none_or(|b| b.dtype() == DType::F32);
+/// Our kernel takes one group, no dilation, and a kernel that fits the padded input (burn
+/// reports the other case).
+fn supported(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
     let ([_, _, h, w], [_, _, kh, kw]) = (x.dims(), weight.dims());
     let [pb, pe] = [options.padding_begin(), options.padding_end()];
     let fits = h + pb[0] + pe[0] >= kh && w + pb[1] + pe[1] >= kw;
-    if !(f32s && fits && options.groups == 1 && options.dilation == [1, 1]) {
-        return Route::Burn;
-    }
-    if let Some(operands) = lift::<Ad>(x, weight, bias) {
-        Route::AutodiffFlex(operands)
-    } else if let Some(operands) = lift::<Flex>(x, weight, bias) {
-        Route::Flex(operands)
-    } else {
-        Route::Burn
-    }
-}
-
-/// The operands as backend `B`'s own tensors (cheap: the data is shared), or `None` where one
-/// lives elsewhere.
-fn lift<B: Backend>(
-    x: &Tensor<4>,
-    weight: &Tensor<4>,
-    bias: Option<&Tensor<1>>,
-) -> Option<Operands<B>>
-where
-    Float: BackendPrimitive<B, Primitive = FloatTensor<B>>,
-    DispatchTensor: DispatchKindConversion<B>,
-{
-    let x = x.clone().try_into_primitive::<B>().ok()?;
-    let w = weight.clone().try_into_primitive::<B>().ok()?;
-    let b = match bias {
-        Some(b) => Some(b.clone().try_into_primitive::<B>().ok()?),
-        None => None,
-    };
-    Some((x, w, b))
+    fits && options.groups == 1 && options.dilation == [1, 1]
 }
 
 fn on_autodiff_flex(
     x: FloatTensor<Ad>,
     w: FloatTensor<Ad>,
     b: Option<FloatTensor<Ad>>,
-    options: &ConvOptions<2>,
+    options: ConvOptions<2>,
 ) -> FloatTensor<Ad> {
     let out = forward(
         x.primitive(),
         w.primitive(),
         b.as_ref().map(|b| b.primitive()),
-        options,
+        &options,
     );
     match b {
         Some(b) => record(
-            ConvBackward::<3>
-                .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
-                .compute_bound()
-                .stateful(),
+            prepare(ConvBackward::<3>, [x.node(), w.node(), b.node()]),
             &x,
             &w,
             out,
             options,
         ),
         None => record(
-            ConvBackward::<2>
-                .prepare::<NoCheckpointing>([x.node(), w.node()])
-                .compute_bound()
-                .stateful(),
+            prepare(ConvBackward::<2>, [x.node(), w.node()]),
             &x,
             &w,
             out,
@@ -137,36 +77,19 @@ fn on_autodiff_flex(
     }
 }
 
-/// The backward rule: parents `[x, weight]` or `[x, weight, bias]`; the state keeps the
-/// checkpointed input and weight and the geometry's options.
+/// The backward rule: parents `[x, weight]` or `[x, weight, bias]`.
 #[derive(Debug)]
 struct ConvBackward<const N: usize>;
 
-type State = (NodeId, NodeId, ConvOptions<2>);
-
-fn record<const N: usize>(
-    kind: OpsKind<ConvBackward<N>, Flex, State, NoCheckpointing, N>,
-    x: &FloatTensor<Ad>,
-    w: &FloatTensor<Ad>,
-    out: FlexTensor,
-    options: &ConvOptions<2>,
-) -> FloatTensor<Ad>
-where
-    ConvBackward<N>: Backward<Flex, N, State = State>,
-{
-    match kind {
-        OpsKind::Tracked(mut prep) => {
-            let state = (prep.checkpoint(x), prep.checkpoint(w), options.clone());
-            prep.finish(state, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    }
-}
-
 impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
-    type State = State;
+    type State = State<ConvOptions<2>>;
 
-    fn backward(self, ops: Ops<State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
         let dy = grads.consume::<Flex>(&ops.node);
         let (x_id, w_id, options) = ops.state;
         let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
@@ -236,20 +159,6 @@ fn geometry(x: &FlexTensor, w: &FlexTensor, options: &ConvOptions<2>) -> Geometr
     }
 }
 
-fn dims(t: &FlexTensor) -> [usize; 4] {
-    let shape = t.layout().shape();
-    [shape[0], shape[1], shape[2], shape[3]]
-}
-
-fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice()
-        .expect("a contiguous f32 tensor (checked by `conv2d`)")
-}
-
-fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
 #[cfg(test)]
 mod tests {
     use burn::tensor::Device;
@@ -260,7 +169,7 @@ mod tests {
         let x = Tensor::<4>::zeros([2, 2, 5, 5], device);
         let w = Tensor::<4>::zeros([4, 2 / options.groups, 3, 3], device);
         let b = Tensor::<1>::zeros([4], device);
-        route(&x, &w, Some(&b), &options)
+        route(&x, &w, Some(&b), supported(&x, &w, &options))
     }
 
     #[test]
@@ -281,5 +190,20 @@ mod tests {
         assert!(matches!(route_on(&Device::flex(), grouped), Route::Burn));
         let dilated = ConvOptions::new([1, 1], [1, 1], [2, 2], 1);
         assert!(matches!(route_on(&Device::flex(), dilated), Route::Burn));
+    }
+
+    /// A tracked input with plain weights (an attack's frozen network) and a plain input with
+    /// tracked weights (an input box through the trained network) are both ours on autodiff.
+    #[test]
+    fn mixed_operands_run_on_autodiff() {
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let plain = Device::flex();
+        let ad = plain.clone().autodiff();
+        for (x_on, w_on) in [(&ad, &plain), (&plain, &ad)] {
+            let x = Tensor::<4>::zeros([2, 2, 5, 5], x_on);
+            let w = Tensor::<4>::zeros([4, 2, 3, 3], w_on);
+            let routed = route(&x, &w, None, supported(&x, &w, &options));
+            assert!(matches!(routed, Route::AutodiffFlex(_)));
+        }
     }
 }

@@ -1,9 +1,10 @@
 use std::collections::HashMap;
 
 use burn::module::{Module, Param};
-use burn::tensor::module::{avg_pool2d, conv2d};
+use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation::relu};
+use mixtrain_kernels::conv2d;
 use rand::{Rng, SeedableRng};
 
 use crate::{ActShape, Architecture, LayerSpec, NnError};

@@ -18,8 +18,8 @@
 //!
 //! The costs of each form, in multiply-adds, are in `docs/bounds.md`.
 
-use burn::tensor::module::conv2d;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
+use mixtrain_kernels::conv2d;
 use mixtrain_nn::Conv2d;
 
 use super::patches::{TwoConv, conv_adjoint_at};
