@@ -122,10 +122,11 @@ impl Geometry {
         }
     }
 
-    /// Writes the `[k, l]` column matrix of one image (zero where a tap reads padding).
+    /// Writes the `[k, l]` column matrix of one image into `col`, which must be zero where a
+    /// tap reads padding: the walk writes the same entries for every image of a geometry, so a
+    /// buffer allocated zeroed and used only for im2col stays so, and is not cleared per image.
     fn im2col(&self, x: &[f32], col: &mut [f32]) {
         let sw = self.stride[1];
-        col.fill(0.0);
         self.walk(|xr, cr, c0, cols| {
             for ow in cols {
                 col[cr + ow] = x[(c0 + (xr + ow * sw) as isize) as usize];
