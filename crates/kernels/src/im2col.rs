@@ -252,6 +252,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32], db: Opti
         ("db", db.as_ref().map_or(g.c_out, |b| b.len()), g.c_out),
     ]);
     let (k, l, chunk) = (g.k(), g.l(), g.chunk());
+    let with_bias = db.is_some();
     let partials: Vec<(Vec<f32>, Vec<f32>)> = x
         .par_chunks(chunk * g.image_in())
         .zip(dy.par_chunks(chunk * g.image_out()))
@@ -267,8 +268,10 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32], db: Opti
                 g.im2col(x, &mut col);
                 // dy [c_out, l] @ col^T [l, k]
                 matmul([g.c_out, k, l], &mut dw, i > 0, dy, [l, 1], &col, [1, l]);
-                for (b, row) in db.iter_mut().zip(dy.chunks(l)) {
-                    *b += row.iter().sum::<f32>();
+                if with_bias {
+                    for (b, row) in db.iter_mut().zip(dy.chunks(l)) {
+                        *b += row.iter().sum::<f32>();
+                    }
                 }
             }
             (dw, db)
