@@ -109,13 +109,13 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
         if node_w.is_some() || node_b.is_some() {
             let x = x.to_contiguous();
             let mut dw = vec![0.0; g.c_out * g.k()];
-            let mut db = vec![0.0; g.c_out];
-            im2col::weight_grad(&g, f32s(&x), dy_s, &mut dw, Some(&mut db));
+            let mut db = node_b.map(|_| vec![0.0; g.c_out]);
+            im2col::weight_grad(&g, f32s(&x), dy_s, &mut dw, db.as_deref_mut());
             if let Some(node) = node_w {
                 let shape = [g.c_out, g.c_in, g.kernel[0], g.kernel[1]];
                 grads.register::<Flex>(node.id, tensor(dw, shape));
             }
-            if let Some(node) = node_b {
+            if let (Some(node), Some(db)) = (node_b, db) {
                 grads.register::<Flex>(node.id, tensor(db, [g.c_out]));
             }
         }
