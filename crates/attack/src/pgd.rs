@@ -106,6 +106,28 @@ impl Pgd {
     }
 }
 
+impl Pgd {
+    /// The attack on boxes `[lower, upper]` (`[n, c, h, w]`, e.g. a VNN-LIB property's input
+    /// region) instead of eps-balls: restarts from random points of the box (noise of
+    /// `self.eps` around its centre, projected), steps of `self.step_size`, every iterate
+    /// projected onto the box. `self.domain` is not used: the box is the feasible set.
+    pub fn run_box(
+        &self,
+        net: &Network,
+        lower: Tensor<4>,
+        upper: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Result<Adversarial, BoundsError> {
+        let target = Target::in_box(net, lower, upper, labels, self.eps);
+        target.restarts(
+            self.restarts,
+            self.random_start,
+            self.early_stop,
+            |start, frozen| Ok(self.ascend(&target, start, frozen).0),
+        )
+    }
+}
+
 impl Attack for Pgd {
     fn run(
         &self,
@@ -140,6 +162,40 @@ mod tests {
             .perturb(&net, x, labels(&[1], &device))
             .unwrap();
         assert_eq!(pixels(points), [0.2, 0.4, 0.85, 0.0]);
+    }
+
+    /// A box that is no eps-ball: the attack leaves it by no pixel and finds its corner where
+    /// one breaks the label (class 0 wins below a pixel sum of 0.5, `z1 - z0 = 2 sum - 1`).
+    #[test]
+    fn a_box_attack_stays_in_the_box_and_finds_its_breaking_corner() {
+        let device = Device::flex();
+        let net = sum_classifier(1.0, &device);
+        let lower = image([0.0, 0.1, 0.3, 0.0], &device);
+        let upper = image([0.05, 0.4, 0.35, 0.02], &device);
+        let pgd = Pgd {
+            loss: AttackLoss::Margin,
+            ..Pgd::new(0.15, 0.05, 10)
+        };
+        // class 1 wins at the centre (sum 0.61); the corner of least sum (0.4) breaks it
+        let found = pgd
+            .run_box(&net, lower.clone(), upper.clone(), labels(&[1], &device))
+            .unwrap();
+        assert!(found.broken.into_scalar::<bool>());
+        let p = pixels(found.points);
+        let (l, u) = (pixels(lower), pixels(upper));
+        assert!(
+            p.iter()
+                .zip(l.iter().zip(&u))
+                .all(|(v, (l, u))| l <= v && v <= u),
+            "{p:?}"
+        );
+        assert!(p.iter().sum::<f32>() < 0.5, "{p:?}");
+        // a box where class 1 wins everywhere (sum at least 0.52) is not broken
+        let high = image([0.13, 0.13, 0.13, 0.13], &device);
+        let found = pgd
+            .run_box(&net, high.clone(), high + 0.1, labels(&[1], &device))
+            .unwrap();
+        assert!(!found.broken.into_scalar::<bool>());
     }
 
     #[test]

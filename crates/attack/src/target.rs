@@ -44,6 +44,32 @@ impl Target {
         })
     }
 
+    /// A batch whose feasible set is the box `[lower, upper]` itself (a VNN-LIB property's),
+    /// around its centre; `radius` is the largest half-width, the scale of random starts.
+    pub fn in_box(
+        net: &Network,
+        lower: Tensor<4>,
+        upper: Tensor<4>,
+        labels: Tensor<1, Int>,
+        radius: f32,
+    ) -> Self {
+        let (lower, upper) = (lower.inner(), upper.inner());
+        let x = (lower.clone() + upper.clone()) / 2.0;
+        let plain = net.valid();
+        let frozen = plain.clone().fork(&x.device().autodiff()).no_grad();
+        let labels = labels.inner();
+        Self {
+            plain,
+            frozen,
+            labels_ad: labels.clone().autodiff(),
+            labels,
+            lower,
+            upper,
+            x,
+            eps: radius,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.x.dims()[0]
     }

@@ -7,7 +7,8 @@ use clap::Args;
 use mixtrain_bounds::{BranchAndBound, DomainKind, InputDomain, Intermediate, Verdict, Verifier};
 use mixtrain_train::{Examples, PointProgress, VerifyLog, VerifySettings, protocol, verify_points};
 
-use crate::{AttackOpts, TestArgs, extend};
+use crate::attack::AttackOpts;
+use crate::{TestArgs, extend};
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -150,7 +151,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             "{} on {} ({} test images, eps {}, {}, {} box, {}): verified {} ({:.2}% verified \
              accuracy), falsified {}, {} unknown; {:.1} s, median {:.1} ms, 90th percentile \
              {:.1} ms per point{}; log {}",
-            args.test.model,
+            args.test.model_name(),
             args.test.dataset,
             summary.n,
             summary.eps,

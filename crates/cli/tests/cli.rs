@@ -882,3 +882,141 @@ fn complete_verification_decides_with_checked_counterexamples_and_resumes() {
         "{stderr}"
     );
 }
+
+/// `eval` of a network given as ONNX: the same figures as the zoo model it was exported from,
+/// and a VNN-COMP network (gzipped, input `[1, 784, 1]`) on MNIST's `[1, 28, 28]` images.
+#[test]
+fn onnx_networks_evaluate_like_zoo_models() {
+    let weights = reference("mixtrain-eps0.3");
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("authors.onnx");
+    ok(mixtrain()
+        .args(["export", "--model", "mnist_small", "--format", "onnx"])
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--out")
+        .arg(&onnx)
+        .output()
+        .unwrap());
+    let eval = |network: &[&std::ffi::OsStr]| -> serde_json::Value {
+        let out = ok(mixtrain()
+            .args(["eval", "--dataset", "mnist", "--limit", "60", "--json"])
+            .args(["--eps", "0.1", "--domain", "crown"])
+            .args(network)
+            .output()
+            .unwrap());
+        serde_json::from_str(&out).unwrap()
+    };
+    let zoo = eval(&[
+        "--model".as_ref(),
+        "mnist_small".as_ref(),
+        "--weights".as_ref(),
+        weights.as_os_str(),
+    ]);
+    let read = eval(&["--onnx".as_ref(), onnx.as_os_str()]);
+    assert_eq!(read["model"], "authors");
+    assert_eq!(read["onnx"], onnx.to_str().unwrap());
+    for key in ["n", "clean_acc", "verified_acc"] {
+        assert_eq!(read[key], zoo[key], "{key}: {read} vs {zoo}");
+    }
+
+    let vnncomp = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/benchmarks/vnncomp2022/mnist_fc/onnx/mnist-net_256x2.onnx.gz");
+    let fc = eval(&["--onnx".as_ref(), vnncomp.as_os_str()]);
+    assert_eq!(fc["model"], "mnist-net_256x2");
+    assert!(fc["clean_acc"].as_f64().unwrap() >= 0.9, "{fc}");
+
+    fails_with(
+        &[
+            "eval",
+            "--dataset",
+            "mnist",
+            "--model",
+            "mnist_small",
+            "--onnx",
+            "x.onnx",
+        ],
+        "cannot be used with",
+    );
+    fails_with(
+        &["eval", "--dataset", "mnist", "--onnx", "/no/such/net.onnx"],
+        "/no/such/net.onnx",
+    );
+}
+
+/// `vnncomp instance` writes the result file of `run_instance.sh`; `vnncomp run` then
+/// `compare` puts a benchmark's results beside the entrants'.
+#[test]
+fn vnncomp_decides_instances_and_compares_with_the_entrants() {
+    let b = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/benchmarks/vnncomp2022/mnist_fc");
+    let dir = tempfile::tempdir().unwrap();
+    let result = dir.path().join("result.txt");
+    ok(mixtrain()
+        .args(["vnncomp", "instance", "--timeout", "60"])
+        .arg("--onnx")
+        .arg(b.join("onnx/mnist-net_256x2.onnx.gz"))
+        .arg("--vnnlib")
+        .arg(b.join("vnnlib/prop_1_0.03.vnnlib.gz"))
+        .arg("--result")
+        .arg(&result)
+        .output()
+        .unwrap());
+    let text = std::fs::read_to_string(&result).unwrap();
+    assert!(
+        text.starts_with("sat\n((X_0 ") && text.trim_end().ends_with("))"),
+        "{text}"
+    );
+    assert_eq!(text.matches("(X_").count(), 784);
+
+    let csv = dir.path().join("instances.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "{},{},60\n",
+            b.join("onnx/mnist-net_256x2.onnx").display(),
+            b.join("vnnlib/prop_0_0.03.vnnlib").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("results.csv");
+    let said = ok(mixtrain()
+        .args(["vnncomp", "run", "--benchmark", "mnist_fc"])
+        .arg("--instances")
+        .arg(&csv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(
+        said.contains("1 instances run now") && said.contains("1 unsat"),
+        "{said}"
+    );
+    let table = ok(mixtrain()
+        .args(["vnncomp", "compare"])
+        .arg("--ours")
+        .arg(&out)
+        .arg("--tools")
+        .arg(b.join("results"))
+        .arg("--instances")
+        .arg(&csv)
+        .output()
+        .unwrap());
+    assert!(
+        table.contains("| mnist-net_256x2 | prop_0_0.03 | unsat |") && table.contains("| agrees |"),
+        "{table}"
+    );
+    fails_with(
+        &[
+            "vnncomp",
+            "instance",
+            "--onnx",
+            "x.onnx",
+            "--vnnlib",
+            "x.vnnlib",
+            "--timeout",
+            "0",
+        ],
+        "--timeout must be a positive number",
+    );
+}

@@ -27,9 +27,15 @@
 
 #![warn(missing_docs)]
 
+mod file;
 mod onnx;
+mod onnx_import;
 mod protobuf;
 mod vnnlib;
+mod vnnlib_read;
 
+pub use file::stem;
 pub use onnx::{OPSET, to_onnx};
+pub use onnx_import::{OnnxError, onnx_network, read_onnx};
 pub use vnnlib::{Instance, Robustness, instances_csv};
+pub use vnnlib_read::{Constraint, Property, Region, VnnlibError, parse_vnnlib, read_vnnlib};

@@ -25,7 +25,7 @@ const ATTR_INT: i64 = 2;
 const ATTR_INTS: i64 = 7;
 
 /// An attribute of a node.
-enum Attr {
+pub(crate) enum Attr {
     Int(i64),
     Ints(Vec<i64>),
     Float(f32),
@@ -40,7 +40,7 @@ fn attribute(name: &str, value: Attr) -> Message {
     }
 }
 
-fn tensor(name: &str, dims: &[usize], values: &[f32]) -> Message {
+pub(crate) fn tensor(name: &str, dims: &[usize], values: &[f32]) -> Message {
     let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     Message::default()
         .ints(1, dims.iter().map(|&d| d as i64))
@@ -62,6 +62,19 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> Message {
     Message::default()
         .string(1, name)
         .message(2, Message::default().message(1, tensor_type))
+}
+
+/// The node `op(inputs) -> output`, named after its output.
+pub(crate) fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<(&str, Attr)>) -> Message {
+    let mut node = Message::default();
+    for i in inputs {
+        node = node.string(1, i);
+    }
+    node = node.string(2, output).string(3, output).string(4, op);
+    for (name, value) in attrs {
+        node = node.message(5, attribute(name, value));
+    }
+    node
 }
 
 /// The graph under construction: nodes, initializers, fresh value names.
@@ -93,15 +106,7 @@ impl Graph {
         attrs: Vec<(&str, Attr)>,
         output: String,
     ) -> String {
-        let mut node = Message::default();
-        for i in inputs {
-            node = node.string(1, i);
-        }
-        node = node.string(2, &output).string(3, &output).string(4, op);
-        for (name, value) in attrs {
-            node = node.message(5, attribute(name, value));
-        }
-        self.nodes.push(node);
+        self.nodes.push(node(op, inputs, &output, attrs));
         output
     }
 
@@ -234,17 +239,35 @@ pub fn to_onnx(net: &Network) -> Vec<u8> {
     let last = graph.layers(&arch.layers, "input".into());
     let output = graph.emit("Identity", &[&last], vec![], "logits".into());
     let [c, h, w] = arch.input;
+    model(
+        &arch.name,
+        graph.nodes,
+        graph.initializers,
+        &[None, Some(c), Some(h), Some(w)],
+        (&output, &[None, Some(arch.classes)]),
+    )
+}
+
+/// An ONNX model (opset [`OPSET`]) of `nodes` and `initializers` with the input `input` of
+/// `input_dims` and the output `(name, dims)`; a `None` dimension is the symbolic batch.
+pub(crate) fn model(
+    name: &str,
+    nodes: Vec<Message>,
+    initializers: Vec<Message>,
+    input_dims: &[Option<usize>],
+    (output, output_dims): (&str, &[Option<usize>]),
+) -> Vec<u8> {
     let mut g = Message::default();
-    for node in graph.nodes {
+    for node in nodes {
         g = g.message(1, node);
     }
-    g = g.string(2, &arch.name);
-    for init in graph.initializers {
+    g = g.string(2, name);
+    for init in initializers {
         g = g.message(5, init);
     }
     g = g
-        .message(11, value_info("input", &[None, Some(c), Some(h), Some(w)]))
-        .message(12, value_info(&output, &[None, Some(arch.classes)]));
+        .message(11, value_info("input", input_dims))
+        .message(12, value_info(output, output_dims));
     Message::default()
         .int(1, IR_VERSION)
         .string(2, "mixtrain-rs")

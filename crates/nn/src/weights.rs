@@ -172,6 +172,18 @@ impl Network {
             .collect()
     }
 
+    /// Builds `arch` from PyTorch-layout tensors `(name, shape, values)` that came from
+    /// `source` (a converted ONNX model, say): the checks and errors of
+    /// [`Network::load_safetensors`], with `source` named in them.
+    pub fn from_tensors(
+        arch: &Architecture,
+        source: &Path,
+        tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+        device: &Device,
+    ) -> Result<Self, NnError> {
+        assign(arch, source, tensors, device)
+    }
+
     /// Loads PyTorch-layout weights, safetensors or a legacy `.pth` state dict, told apart by
     /// their first bytes (see [`Network::load_safetensors`] and [`Network::load_pytorch`]).
     pub fn load_weights(

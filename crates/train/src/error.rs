@@ -28,6 +28,12 @@ pub enum TrainError {
     /// A bound computation or an attack failed.
     #[error(transparent)]
     Bounds(#[from] mixtrain_bounds::BoundsError),
+    /// An ONNX network could not be read (boxed: its error names a file, a node and more).
+    #[error(transparent)]
+    Onnx(Box<mixtrain_interop::OnnxError>),
+    /// A VNN-LIB property could not be read.
+    #[error(transparent)]
+    Vnnlib(Box<mixtrain_interop::VnnlibError>),
     /// Reading or writing a file of the run failed.
     #[error("{path}: {source}")]
     Io {
@@ -80,5 +86,17 @@ impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
         let path = path.into();
         move |source| TrainError::Io { path, source }
+    }
+}
+
+impl From<mixtrain_interop::OnnxError> for TrainError {
+    fn from(e: mixtrain_interop::OnnxError) -> Self {
+        TrainError::Onnx(Box::new(e))
+    }
+}
+
+impl From<mixtrain_interop::VnnlibError> for TrainError {
+    fn from(e: mixtrain_interop::VnnlibError) -> Self {
+        TrainError::Vnnlib(Box::new(e))
     }
 }

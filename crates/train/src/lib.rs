@@ -65,6 +65,8 @@ mod run;
 mod setup;
 mod sweep;
 mod verify;
+mod vnncomp;
+mod vnncomp_compare;
 
 pub use config::{
     FinalEvalConfig, OptimizerConfig, OptimizerKind, PgdConfig, RobustSet, SabrConfig, TrainConfig,
@@ -81,3 +83,10 @@ pub use report::{FinalEval, RunSummary};
 pub use run::{RunOptions, evaluate_run, run};
 pub use sweep::{Search, SweepSpec, SweepSummary, Trial, sweep};
 pub use verify::{PointRecord, Tally, VerifyLog, VerifySettings, VerifySummary, verify_points};
+pub use vnncomp::{
+    BenchmarkRun, InstanceOutcome, VnnInstance, VnnResult, VnnSettings, benchmark_file,
+    counterexample_name, read_instances, run_benchmark, run_instance,
+};
+pub use vnncomp_compare::{
+    Answer, ComparedInstance, Comparison, InstanceKey, ToolSummary, compare, read_results,
+};
