@@ -1,5 +1,5 @@
-use burn::tensor::{Bool, Int, Tensor};
-use mixtrain_bounds::{BoundsError, InputDomain};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+use mixtrain_bounds::{BoundsError, InputDomain, read_bools};
 use mixtrain_nn::Network;
 
 use crate::target::Target;
@@ -108,9 +108,13 @@ impl Pgd {
 
 impl Pgd {
     /// The attack on boxes `[lower, upper]` (`[n, c, h, w]`, e.g. a VNN-LIB property's input
-    /// region) instead of eps-balls: restarts from random points of the box (noise of
-    /// `self.eps` around its centre, projected), steps of `self.step_size`, every iterate
-    /// projected onto the box. `self.domain` is not used: the box is the feasible set.
+    /// region) instead of eps-balls: starts uniform in the box, steps of `self.step_size`,
+    /// every iterate projected onto the box. `self.eps` and `self.domain` are not used: the box
+    /// is the feasible set.
+    ///
+    /// The restarts run side by side, as `restarts` copies of the batch in one larger batch:
+    /// a box attack has few points (a VNN-COMP property has one), and one pass over 100 copies
+    /// costs far less than 100 passes over one. Each point keeps its first broken copy.
     pub fn run_box(
         &self,
         net: &Network,
@@ -118,13 +122,33 @@ impl Pgd {
         upper: Tensor<4>,
         labels: Tensor<1, Int>,
     ) -> Result<Adversarial, BoundsError> {
-        let target = Target::in_box(net, lower, upper, labels, self.eps);
-        target.restarts(
-            self.restarts,
-            self.random_start,
-            self.early_stop,
-            |start, frozen| Ok(self.ascend(&target, start, frozen).0),
-        )
+        let (n, copies) = (lower.dims()[0], self.restarts);
+        if copies == 0 {
+            return Err(BoundsError::Input(
+                "an attack needs at least 1 restart".into(),
+            ));
+        }
+        let target = Target::in_box(
+            net,
+            lower.repeat_dim(0, copies),
+            upper.repeat_dim(0, copies),
+            labels.repeat_dim(0, copies),
+        );
+        let found = target.restarts(1, self.random_start, self.early_stop, |start, frozen| {
+            Ok(self.ascend(&target, start, frozen).0)
+        })?;
+        let broken = read_bools(found.broken)?;
+        let first: Vec<Option<usize>> = (0..n)
+            .map(|i| (0..copies).map(|r| r * n + i).find(|&j| broken[j]))
+            .collect();
+        let device = found.points.device();
+        let rows: Vec<i64> = (0..n).map(|i| first[i].unwrap_or(i) as i64).collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device);
+        let broken: Vec<bool> = first.iter().map(Option::is_some).collect();
+        Ok(Adversarial {
+            points: found.points.select(0, rows),
+            broken: Tensor::from_data(TensorData::new(broken, [n]), &device),
+        })
     }
 }
 
@@ -196,6 +220,40 @@ mod tests {
             .run_box(&net, high.clone(), high + 0.1, labels(&[1], &device))
             .unwrap();
         assert!(!found.broken.into_scalar::<bool>());
+    }
+
+    /// Restarts as copies in one batch: each point gets back one row, its own box's, broken
+    /// only if one of its copies broke; the other point's copies do not leak into it.
+    #[test]
+    fn box_restarts_run_as_one_batch_and_each_point_keeps_its_own_row() {
+        let device = Device::flex();
+        let net = sum_classifier(1.0, &device);
+        // point 0 breaks at its corner of least sum (0.4); point 1 never (sum at least 0.52)
+        let cat = |a, b| Tensor::cat(vec![image(a, &device), image(b, &device)], 0);
+        let lower = cat([0.0, 0.1, 0.3, 0.0], [0.13; 4]);
+        let upper = cat([0.05, 0.4, 0.35, 0.02], [0.23; 4]);
+        let pgd = Pgd {
+            loss: AttackLoss::Margin,
+            restarts: 7,
+            ..Pgd::new(0.15, 0.05, 10)
+        };
+        let found = pgd
+            .run_box(&net, lower.clone(), upper.clone(), labels(&[1, 1], &device))
+            .unwrap();
+        assert_eq!(read_bools(found.broken).unwrap(), [true, false]);
+        assert_eq!(found.points.dims(), [2, 1, 2, 2]);
+        let (p, l, u) = (pixels(found.points), pixels(lower), pixels(upper));
+        assert!(
+            p.iter()
+                .zip(l.iter().zip(&u))
+                .all(|(v, (l, u))| l <= v && v <= u),
+            "{p:?}"
+        );
+        assert!(p[..4].iter().sum::<f32>() < 0.5, "{p:?}");
+        let none = Pgd { restarts: 0, ..pgd };
+        let point = image([0.1; 4], &device);
+        let err = none.run_box(&net, point.clone(), point, labels(&[1], &device));
+        assert!(err.is_err());
     }
 
     #[test]

@@ -16,7 +16,18 @@ pub(crate) struct Target {
     labels_ad: Tensor<1, Int>,
     pub lower: Tensor<4>,
     pub upper: Tensor<4>,
-    eps: f32,
+    start: Start,
+}
+
+/// Where random starts are drawn.
+#[derive(Clone, Copy)]
+enum Start {
+    /// Uniform noise in `[-eps, eps]` around `x`, projected (Madry et al.'s random start).
+    Ball { eps: f32 },
+    /// Uniform in the box: a box's sides can differ (a VNN-LIB pixel at 0 has half the room of
+    /// one at 0.5), and noise of its largest half-width around the centre would put most
+    /// such pixels on a face, where PGD from a projected start breaks far fewer labels.
+    Box,
 }
 
 impl Target {
@@ -40,18 +51,17 @@ impl Target {
             lower: ball.lower,
             upper: ball.upper,
             x,
-            eps,
+            start: Start::Ball { eps },
         })
     }
 
     /// A batch whose feasible set is the box `[lower, upper]` itself (a VNN-LIB property's),
-    /// around its centre; `radius` is the largest half-width, the scale of random starts.
+    /// with its centre as the clean point and random starts uniform in the box.
     pub fn in_box(
         net: &Network,
         lower: Tensor<4>,
         upper: Tensor<4>,
         labels: Tensor<1, Int>,
-        radius: f32,
     ) -> Self {
         let (lower, upper) = (lower.inner(), upper.inner());
         let x = (lower.clone() + upper.clone()) / 2.0;
@@ -66,7 +76,7 @@ impl Target {
             lower,
             upper,
             x,
-            eps: radius,
+            start: Start::Box,
         }
     }
 
@@ -81,18 +91,22 @@ impl Target {
             .min_pair(self.upper.clone())
     }
 
-    /// `x` plus uniform noise in `[-eps, eps]`, projected (Madry et al.'s random start).
+    /// A random start (see [`Start`]).
     pub fn random_point(&self) -> Tensor<4> {
-        if self.eps == 0.0 {
-            return self.x.clone();
+        let device = self.x.device();
+        match self.start {
+            Start::Ball { eps: 0.0 } => self.x.clone(),
+            Start::Ball { eps } => {
+                let eps = f64::from(eps);
+                let noise =
+                    Tensor::random(self.x.dims(), Distribution::Uniform(-eps, eps), &device);
+                self.project(self.x.clone() + noise)
+            }
+            Start::Box => {
+                let unit = Tensor::random(self.x.dims(), Distribution::Uniform(0.0, 1.0), &device);
+                self.project(self.lower.clone() + (self.upper.clone() - self.lower.clone()) * unit)
+            }
         }
-        let eps = f64::from(self.eps);
-        let noise = Tensor::random(
-            self.x.dims(),
-            Distribution::Uniform(-eps, eps),
-            &self.x.device(),
-        );
-        self.project(self.x.clone() + noise)
     }
 
     /// `[n]`: the network misclassifies each point.

@@ -83,7 +83,7 @@ struct SettingsArgs {
     /// PGD steps per restart on each region of the property.
     #[arg(long, default_value_t = VnnSettings::default().attack_steps, global = true)]
     attack_steps: usize,
-    /// PGD restarts per region.
+    /// PGD restarts per region, run side by side as one batch.
     #[arg(long, default_value_t = VnnSettings::default().attack_restarts, global = true)]
     attack_restarts: usize,
     /// The first bound's domain, before branch and bound: interval, crown, alpha-crown, ...
