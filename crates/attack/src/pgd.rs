@@ -113,8 +113,8 @@ impl Pgd {
     /// is the feasible set.
     ///
     /// The restarts run side by side, as `restarts` copies of the batch in one larger batch:
-    /// a box attack has few points (a VNN-COMP property has one), and one pass over 100 copies
-    /// costs far less than 100 passes over one. Each point keeps its first broken copy.
+    /// a box attack has few points (a VNN-COMP property has one), so copies fill the batch
+    /// that one point would leave nearly empty. Each point keeps its first broken copy.
     pub fn run_box(
         &self,
         net: &Network,

@@ -2,23 +2,13 @@
 //! logits, and every zoo network without residual blocks survives our own export and import
 //! with the same logits and layers.
 
-use std::path::{Path, PathBuf};
-
 use burn::tensor::{Tensor, TensorData};
 use mixtrain_interop::{read_onnx, to_onnx};
 use mixtrain_nn::{Backend, LayerSpec, Network, zoo};
 use rand::{Rng, SeedableRng};
 
-fn benchmark() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/benchmarks/vnncomp2022/mnist_fc");
-    assert!(
-        dir.is_dir(),
-        "{}: the VNN-COMP benchmark (../shared beside the repository) is missing",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::benchmark;
 
 fn logits(net: &Network, x: Vec<f32>, n: usize) -> Vec<f32> {
     let device = Backend::Flex.device(None).unwrap();

@@ -8,16 +8,8 @@ use mixtrain_interop::{Robustness, parse_vnnlib, read_onnx, read_vnnlib};
 use mixtrain_nn::{Backend, Network};
 use rand::{Rng, SeedableRng};
 
-fn benchmark() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/benchmarks/vnncomp2022/mnist_fc");
-    assert!(
-        dir.is_dir(),
-        "{}: the VNN-COMP benchmark is missing",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::benchmark;
 
 #[test]
 fn every_mnist_fc_property_is_a_robustness_property_of_its_label() {
